@@ -1,0 +1,80 @@
+"""Composition root: settings -> configuration, store, portal clients, pipeline, worker, web app.
+
+The CLI, ``wsgi.py``, the demo and the tests build the relay through these functions so that every
+entry point wires the same parts the same way.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flask import Flask
+
+from relay.client import PortalClient
+from relay.config import RelayConfig, SourceConfig, TargetConfig, load_config
+from relay.pacer import Pacer
+from relay.pipeline import Pipeline
+from relay.redact import REDACTOR, configure_logging
+from relay.settings import Settings, environment
+from relay.store import Store
+from relay.web import create_app
+from relay.worker import Worker
+
+
+def load(settings: Settings, config_path: Path | None = None) -> tuple[RelayConfig, Store]:
+    """Load and validate the configuration, open the database, register secrets for redaction."""
+    config = load_config(config_path or settings.config, environment())
+    REDACTOR.add(config.secrets())
+    return config, Store(settings.database_url)
+
+
+@dataclass
+class Relay:
+    """A wired relay: everything a web process or a worker process needs."""
+
+    config: RelayConfig
+    store: Store
+    pipeline: Pipeline
+    wake: threading.Event = field(default_factory=threading.Event)
+
+    def app(self) -> Flask:
+        """The Flask app; storing a call wakes this process's workers at once."""
+        return create_app(self.config, self.store, on_enqueue=self.wake.set)
+
+    def worker(self, name: str | None = None) -> Worker:
+        """A worker sharing this relay's clients (and so its pacers)."""
+        return Worker(self.config, self.store, self.pipeline, wake=self.wake, name=name)
+
+    def start_workers(self, count: int, stop: threading.Event) -> list[threading.Thread]:
+        """Start ``count`` worker threads that run until ``stop`` is set."""
+        threads = []
+        for n in range(count):
+            worker = self.worker()
+            t = threading.Thread(target=worker.run, args=(stop,), name=f"relay-worker-{n}", daemon=True)
+            t.start()
+            threads.append(t)
+        return threads
+
+
+def build(config: RelayConfig, store: Store) -> Relay:
+    """Wire portal clients (one pacer per portal) and the pipeline."""
+    calls = config.file.calls
+
+    def client(name: str, portal: TargetConfig | SourceConfig) -> PortalClient:
+        return PortalClient(name, portal.webhook_url.get_secret_value(),
+                            Pacer(portal.limits.rate, portal.limits.burst), timeout=(3.05, portal.timeout),
+                            attempts=calls.attempts, backoff=calls.backoff, max_wait=calls.max_wait)
+
+    target = client("target", config.target)
+    sources = {s.id: client(f"source {s.id}", s) for s in config.file.sources}
+    return Relay(config=config, store=store, pipeline=Pipeline(config, store, target, sources))
+
+
+def from_settings(settings: Settings | None = None) -> Relay:
+    """Build the whole relay from ``RELAY_*`` settings."""
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+    config, store = load(settings)
+    return build(config, store)

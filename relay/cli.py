@@ -1,0 +1,202 @@
+"""The ``relay`` command: serve, worker, jobs, replay, unlink, check, demo, emulator."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+from relay.errors import ConfigError
+from relay.redact import configure_logging
+from relay.settings import Settings
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Web server plus in-process worker; the demo when no configuration exists yet."""
+    settings = _settings()
+    host, port = args.host or settings.host, args.port or settings.port
+    if not settings.config.exists() and settings.config_is_default:
+        from relay.demo import run_demo
+
+        print(f"No {settings.config} yet: serving the demo against emulated portals "
+              f"(copy config/relay.example.yaml to {settings.config} to relay real portals).", flush=True)
+        return run_demo(host=host, port=port, keep_serving=True)
+    from relay.serve import RelayServer
+
+    configure_logging(settings.log_level)
+    RelayServer(settings, host=host, port=port, http_threads=args.http_threads,
+                worker_threads=args.threads, run_worker=not args.no_worker).run()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Queue worker only (several may run against one database)."""
+    from relay.boot import from_settings
+
+    relay = from_settings(_settings())
+    if args.once:
+        print(f"handled {relay.worker().drain(timeout=args.timeout)} job(s)")
+        return 0
+    stop = threading.Event()
+
+    def _stop(_sig: int, _frame: object) -> None:
+        stop.set()
+        relay.wake.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    threads = relay.start_workers(args.threads or relay.config.file.worker.threads, stop)
+    while any(t.is_alive() for t in threads):
+        for t in threads:
+            t.join(timeout=0.5)
+    relay.store.close()
+    return 0
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    """List jobs with status and last error."""
+    from relay.store import Store
+
+    store = Store(_settings().database_url)
+    jobs = store.jobs(status=args.status, kind=args.kind, source_id=args.source, deal_id=args.deal, limit=args.limit)
+    if args.json:
+        print(json.dumps([{k: v for k, v in j.__dict__.items() if k not in ("event_token", "payload")} for j in jobs],
+                         ensure_ascii=False, indent=1))
+        return 0
+    print(f"{'ID':>6} {'KIND':6} {'SOURCE':12} {'DEAL':>8} {'STATUS':8} {'TRY':>3} {'EVT':>3} "
+          f"{'OUTCOME':10} {'TARGET':>8} {'UPDATED (UTC)':19}  LAST ERROR")
+    for j in jobs:
+        print(f"{j.id:>6} {j.kind:6} {j.source_id[:12]:12} {j.deal_id:>8} {j.status:8} {j.attempts:>3} {j.events:>3} "
+              f"{(j.outcome or '')[:10]:10} {(j.target_deal_id or ''):>8} {_when(j.updated_at)}  "
+              f"{(j.last_error or '')[:120]}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Queue a finished (e.g. dead) job again."""
+    from relay.store import Store
+
+    store = Store(_settings().database_url)
+    try:
+        queued = store.replay(args.job_id)
+    except KeyError:
+        print(f"no job {args.job_id}", file=sys.stderr)
+        return 1
+    print(f"job {args.job_id} replayed as job {queued.job_id}" + (" (merged into a waiting job)" if queued.merged else ""))
+    return 0
+
+
+def cmd_unlink(args: argparse.Namespace) -> int:
+    """Forget the target deal of a source deal (the next transfer creates a new one)."""
+    from relay.store import Store
+
+    ok = Store(_settings().database_url).unlink(args.source, args.deal)
+    print("unlinked" if ok else "no link for that deal")
+    return 0 if ok else 1
+
+
+def cmd_check(_args: argparse.Namespace) -> int:
+    """Validate relay.yaml and every mapping; print a summary without secrets."""
+    from relay.boot import load
+
+    config, _store = load(_settings())
+    print(f"{config.path}: OK — target + {len(config.file.sources)} source(s)")
+    for s in config.file.sources:
+        kinds = [k for k, v in (("events", s.application_token), ("robot", s.robot_key)) if v is not None]
+        spec = config.mappings[s.id]
+        print(f"  source {s.id}: accepts {', '.join(kinds) or 'nothing (set application_token or robot_key)'}; "
+              f"mapping {s.mapping} ({len(spec.fields)} fields, link {spec.link_field})")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Relay a sample deal between two emulated portals and print the result."""
+    from relay.demo import run_demo
+
+    return run_demo(host="127.0.0.1", port=args.port, keep_serving=args.serve)
+
+
+def cmd_emulator(args: argparse.Namespace) -> int:
+    """Serve an emulated source/target portal pair (for curl and harnesses)."""
+    from relay.emulator.__main__ import main as emulator_main
+
+    return int(emulator_main(args.rest) or 0)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser (documented in the README)."""
+    p = argparse.ArgumentParser(prog="relay", description="Relay Bitrix24 deals to an ESB portal, exactly once.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="web server + in-process worker (gunicorn)")
+    s.add_argument("--host", help="bind address (default RELAY_HOST or 127.0.0.1)")
+    s.add_argument("--port", type=int, help="port (default RELAY_PORT or 8000)")
+    s.add_argument("--threads", type=int, help="worker threads (default worker.threads)")
+    s.add_argument("--http-threads", type=int, default=8, help="HTTP threads (default 8)")
+    s.add_argument("--no-worker", action="store_true", help="serve the handler only")
+    s.set_defaults(func=cmd_serve)
+
+    w = sub.add_parser("worker", help="run the queue worker only")
+    w.add_argument("--threads", type=int, help="worker threads (default worker.threads)")
+    w.add_argument("--once", action="store_true", help="run until nothing is ready, then exit")
+    w.add_argument("--timeout", type=float, default=300, help="with --once: stop after this many seconds")
+    w.set_defaults(func=cmd_worker)
+
+    j = sub.add_parser("jobs", help="list jobs with status and last error")
+    j.add_argument("--status", choices=["pending", "running", "done", "skipped", "dead", "merged"])
+    j.add_argument("--kind", choices=["sync", "notify"])
+    j.add_argument("--source")
+    j.add_argument("--deal")
+    j.add_argument("--limit", type=int, default=50)
+    j.add_argument("--json", action="store_true")
+    j.set_defaults(func=cmd_jobs)
+
+    r = sub.add_parser("replay", help="queue a finished or dead job again")
+    r.add_argument("job_id", type=int)
+    r.set_defaults(func=cmd_replay)
+
+    u = sub.add_parser("unlink", help="forget the target deal of a source deal")
+    u.add_argument("source")
+    u.add_argument("deal")
+    u.set_defaults(func=cmd_unlink)
+
+    c = sub.add_parser("check", help="validate relay.yaml and the mappings")
+    c.set_defaults(func=cmd_check)
+
+    d = sub.add_parser("demo", help="relay a sample deal between emulated portals")
+    d.add_argument("--port", type=int, default=0, help="relay port (default: any free port)")
+    d.add_argument("--serve", action="store_true", help="keep serving after the sample deal")
+    d.set_defaults(func=cmd_demo)
+
+    e = sub.add_parser("emulator", help="serve an emulated Bitrix24 portal pair", add_help=False)
+    e.add_argument("rest", nargs=argparse.REMAINDER)
+    e.set_defaults(func=cmd_emulator)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``relay`` console script."""
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

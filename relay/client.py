@@ -1,0 +1,160 @@
+"""The one seam to Bitrix24: an HTTP client per portal with pacing, retries and redaction.
+
+Only this module imports ``requests`` and ``tenacity``.  Every request goes through the portal's
+:class:`~relay.pacer.Pacer`.  The in-call retry policy (declared once, in :meth:`PortalClient._policy`):
+
+* 503 ``QUERY_LIMIT_EXCEEDED`` and 429 ``OPERATION_TIME_LIMIT`` are refused *before* running, so
+  any call may be resent — ``limits.md``;
+* network errors and 5xx are resent only for calls that cannot create anything (``write=False``);
+  a write whose reply is lost raises :class:`~relay.errors.ReplyLost` and is never resent here:
+  the pipeline first looks up what it may have created.
+
+Calls are ``POST <webhook><method>.json`` with a JSON body, redirects not followed automatically
+(a renamed portal answers 302; the POST is re-sent to the new host once) —
+``settings/how-to-call-rest-api/general-principles.md``, ``settings/how-to-call-rest-api/change-domen.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urljoin
+
+import requests
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
+
+from relay import __version__
+from relay.b24 import BatchReply, Command, batch_params, decode_batch, decode_reply
+from relay.errors import (
+    NetworkError,
+    OperationTimeLimit,
+    QueryLimitExceeded,
+    ReplyLost,
+    ServerError,
+)
+from relay.pacer import Pacer
+from relay.redact import redact_url
+
+log = logging.getLogger(__name__)
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """True when the request certainly did not reach the server (connect failed)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    text = repr(exc.args)
+    return "NewConnectionError" in text or "Connection refused" in text or "NameResolutionError" in text
+
+
+class PortalClient:
+    """Calls one portal's inbound webhook; thread-safe; shares its pacer with every thread."""
+
+    def __init__(
+        self,
+        name: str,
+        webhook_url: str,
+        pacer: Pacer,
+        *,
+        timeout: tuple[float, float] = (3.05, 30.0),
+        attempts: int = 4,
+        backoff: float = 0.5,
+        max_wait: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.name = name
+        self._base = webhook_url if webhook_url.endswith("/") else webhook_url + "/"
+        self.pacer = pacer
+        self._timeout = timeout
+        self._attempts = attempts
+        self._backoff = backoff
+        self._max_wait = max_wait
+        self._sleep = sleep
+        self._local = threading.local()
+        self._session = session
+        self._count_lock = threading.Lock()
+        self.requests_sent = 0
+
+    # --- transport -------------------------------------------------------------------------
+
+    def _http(self) -> requests.Session:
+        if self._session is not None:
+            return self._session
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers.update({"User-Agent": f"b24relay/{__version__}", "Accept": "application/json"})
+            self._local.session = session
+        return session
+
+    def _post(self, method: str, params: Mapping[str, Any], *, write: bool, inner: tuple[str, ...]) -> dict[str, Any]:
+        self.pacer.acquire(method, *inner)
+        url = f"{self._base}{method}.json"
+        with self._count_lock:
+            self.requests_sent += 1
+        try:
+            resp = self._http().post(url, json=params, timeout=self._timeout, allow_redirects=False)
+            if resp.status_code in (301, 302, 307, 308) and resp.headers.get("Location"):
+                moved = urljoin(url, resp.headers["Location"])
+                log.warning("%s moved: %s -> %s", self.name, redact_url(url), redact_url(moved))
+                resp = self._http().post(moved, json=params, timeout=self._timeout, allow_redirects=False)
+        except requests.RequestException as exc:
+            kind = type(exc).__name__
+            if write and not _never_sent(exc):
+                raise ReplyLost(f"{method} on {self.name}: no reply ({kind}); the write may have been applied") from None
+            raise NetworkError(f"{method} on {self.name}: {kind}") from None
+        try:
+            return decode_reply(resp.status_code, resp.content, method=method)
+        except QueryLimitExceeded:
+            self.pacer.penalize()
+            raise
+        except OperationTimeLimit as exc:
+            now = self.pacer.wall_time()
+            until = exc.reset_at if exc.reset_at else now + 60
+            self.pacer.hold(method, until)
+            exc.retry_after = max(0.0, until - now)
+            raise
+
+    # --- policy ----------------------------------------------------------------------------
+
+    def _retryable(self, write: bool) -> Callable[[BaseException], bool]:
+        def decide(exc: BaseException) -> bool:
+            if isinstance(exc, QueryLimitExceeded):
+                return True
+            if isinstance(exc, OperationTimeLimit):
+                return (exc.retry_after or 0.0) <= self._max_wait
+            if write or isinstance(exc, ReplyLost):
+                return False
+            return isinstance(exc, (NetworkError, ServerError))
+
+        return decide
+
+    def _policy(self, write: bool) -> Retrying:
+        return Retrying(
+            retry=retry_if_exception(self._retryable(write)),
+            stop=stop_after_attempt(self._attempts),
+            wait=wait_exponential(multiplier=self._backoff, max=self._max_wait) + wait_random(0, self._backoff),
+            sleep=self._sleep,
+            reraise=True,
+        )
+
+    # --- API -------------------------------------------------------------------------------
+
+    def call(self, method: str, params: Mapping[str, Any] | None = None, *, write: bool = False) -> Any:
+        """Call ``method`` and return its ``result``; ``write=True`` for calls that change data."""
+        payload = self.call_raw(method, params, write=write)
+        return payload["result"]
+
+    def call_raw(self, method: str, params: Mapping[str, Any] | None = None, *, write: bool = False) -> dict[str, Any]:
+        """Call ``method`` and return the whole decoded reply (``result``, ``total``, ``next``, ``time``)."""
+        return self._policy(write)(self._post, method, dict(params or {}), write=write, inner=())
+
+    def batch(self, commands: Mapping[str, Command], *, write: bool, halt: bool = False) -> BatchReply:
+        """Run up to 50 commands in one request; per-command errors come back in the reply."""
+        inner = tuple(sorted({c.method for c in commands.values()}))
+        params = batch_params(commands, halt=halt)
+        payload = self._policy(write)(self._post, "batch", params, write=write, inner=inner)
+        return decode_batch(payload, commands)

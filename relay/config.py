@@ -1,0 +1,180 @@
+"""``relay.yaml``: the target portal, the partner (source) portals, and tuning — validated at start.
+
+Example (every key): ``config/relay.example.yaml``.  ``${VAR}`` / ``${VAR:-default}`` placeholders
+are filled from the environment and ``.env``; errors name the file, the key path and the line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from relay.errors import ConfigError
+from relay.mapping import MappingSpec, load_mapping
+from relay.yamlconf import load_yaml, validate
+
+_WEBHOOK = re.compile(r"^https?://[^/\s]+(/[^\s]*)?/rest/\d+/[^/\s]+/?$")
+
+
+def _webhook(value: SecretStr) -> SecretStr:
+    url = value.get_secret_value().strip()
+    if not _WEBHOOK.match(url):
+        raise ValueError("must be an inbound webhook URL like https://portal.bitrix24.com/rest/1/SECRET/")
+    return SecretStr(url if url.endswith("/") else url + "/")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Limits(_Model):
+    """Bitrix24's leaky bucket for one portal: 2/s and 50 by default, 5/s and 250 on Enterprise."""
+
+    rate: Annotated[float, Field(gt=0, le=100)] = 2.0
+    burst: Annotated[int, Field(ge=1, le=10_000)] = 50
+
+
+class TargetConfig(_Model):
+    """The ESB portal deals are relayed to."""
+
+    webhook_url: SecretStr
+    limits: Limits = Limits()
+    timeout: Annotated[float, Field(gt=0, le=60)] = 30.0
+
+    _check_url = field_validator("webhook_url")(_webhook)
+
+
+class SourceConfig(_Model):
+    """One partner portal: how to read it, how to authenticate its calls, which mapping it uses."""
+
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    webhook_url: SecretStr
+    application_token: SecretStr | None = None
+    robot_key: SecretStr | None = None
+    member_id: str | None = None
+    domain: str | None = None
+    mapping: Path
+    limits: Limits = Limits()
+    timeout: Annotated[float, Field(gt=0, le=60)] = 30.0
+
+    _check_url = field_validator("webhook_url")(_webhook)
+
+    @field_validator("application_token", "robot_key", "member_id", "domain", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+    @field_validator("application_token", "robot_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 8:
+            raise ValueError("must be at least 8 characters (leave it out to disable this kind of call)")
+        return value
+
+    @property
+    def link_prefix(self) -> str:
+        """Names this portal in link stamps: its member_id when pinned, else the source id."""
+        return self.member_id or self.id
+
+
+class IngressConfig(_Model):
+    """The handler URL ``POST /b24/<source_id>``."""
+
+    max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
+
+
+class WorkerConfig(_Model):
+    """Queue and retry tuning."""
+
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 8
+    backoff_base: Annotated[float, Field(gt=0, le=3600)] = 2.0
+    backoff_max: Annotated[float, Field(gt=0, le=86400)] = 600.0
+    lease_seconds: Annotated[float, Field(ge=5, le=3600)] = 120.0
+    poll_interval: Annotated[float, Field(gt=0, le=60)] = 1.0
+    batch_size: Annotated[int, Field(ge=1, le=25)] = 25
+    threads: Annotated[int, Field(ge=1, le=32)] = 1
+
+
+class CallsConfig(_Model):
+    """The in-call retry policy of every Bitrix24 request (before the job's own backoff)."""
+
+    attempts: Annotated[int, Field(ge=1, le=10)] = 4
+    backoff: Annotated[float, Field(gt=0, le=60)] = 0.5
+    max_wait: Annotated[float, Field(gt=0, le=600)] = 30.0
+
+
+class NotifyConfig(_Model):
+    """What the relay tells the source portal after each transfer."""
+
+    comment: bool = True
+    notify_user: bool = True
+
+
+class RelayFile(_Model):
+    """The whole ``relay.yaml``."""
+
+    target: TargetConfig
+    sources: Annotated[list[SourceConfig], Field(min_length=1)]
+    ingress: IngressConfig = IngressConfig()
+    worker: WorkerConfig = WorkerConfig()
+    calls: CallsConfig = CallsConfig()
+    notify: NotifyConfig = NotifyConfig()
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> RelayFile:
+        ids = [s.id for s in self.sources]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"source ids must be unique, repeated: {', '.join(dupes)}")
+        return self
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    """A validated ``relay.yaml`` together with each source's loaded mapping."""
+
+    file: RelayFile
+    mappings: Mapping[str, MappingSpec]
+    path: Path
+
+    @property
+    def target(self) -> TargetConfig:
+        return self.file.target
+
+    def source(self, source_id: str) -> SourceConfig | None:
+        """The source with this id, or None."""
+        return next((s for s in self.file.sources if s.id == source_id), None)
+
+    def secrets(self) -> list[str]:
+        """Every secret value in the configuration (for log redaction)."""
+        out = [self.file.target.webhook_url.get_secret_value()]
+        for s in self.file.sources:
+            out.append(s.webhook_url.get_secret_value())
+            out += [v.get_secret_value() for v in (s.application_token, s.robot_key) if v is not None]
+        for url in list(out):
+            parts = url.rstrip("/").split("/")
+            if len(parts) >= 2 and parts[-2].isdigit():
+                out.append(parts[-1])  # the bare webhook secret
+        return out
+
+
+def load_config(path: Path, env: Mapping[str, str]) -> RelayConfig:
+    """Load and validate ``relay.yaml`` and every mapping it names (relative to its folder)."""
+    loaded = load_yaml(path, env)
+    file = validate(RelayFile, loaded)
+    mappings: dict[str, MappingSpec] = {}
+    for src in file.sources:
+        mpath = src.mapping if src.mapping.is_absolute() else (path.parent / src.mapping)
+        if not mpath.is_file():
+            line = loaded.lines.get(("sources", file.sources.index(src), "mapping"))
+            where = f" (line {line})" if line else ""
+            raise ConfigError(f"{path}: sources[{file.sources.index(src)}].mapping{where}: no such file {mpath}")
+        mappings[src.id] = load_mapping(mpath, env)
+    return RelayConfig(file=file, mappings=mappings, path=path)

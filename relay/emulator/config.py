@@ -1,0 +1,171 @@
+"""Configuration of one emulated portal, plus the default source/target pair.
+
+Stage ids: funnel 0 uses bare ids (``NEW``), funnel N uses ``C<N>:<STATUS>`` —
+``api-reference/crm/status/crm-status-list.md``, ``api-reference/crm/deals/crm-deal-get.md``.
+The inbound webhook secret and ``member_id`` identify the portal —
+``local-integrations/local-webhooks.md``, ``api-reference/events/index.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import secrets
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_STAGES: tuple[str, ...] = (
+    "NEW", "PREPARATION", "PREPAYMENT_INVOICE", "EXECUTING", "FINAL_INVOICE", "WON", "LOSE",
+)
+DEFAULT_CURRENCIES: tuple[str, ...] = ("RUB", "USD", "EUR", "KZT", "BYN", "UAH")
+_ALNUM = string.ascii_lowercase + string.digits
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+
+
+def random_token(length: int = 32) -> str:
+    """A Bitrix-looking token of lower-case letters and digits."""
+    return "".join(secrets.choice(_ALNUM) for _ in range(length))
+
+
+def _derived(kind: str, domain: str, length: int) -> str:
+    digest = hashlib.sha256(f"{kind}:{domain}".encode()).hexdigest()
+    return digest[:length]
+
+
+def _int_keys(mapping: Mapping[Any, Any]) -> dict[int, Any]:
+    return {int(k): v for k, v in mapping.items()}
+
+
+@dataclass
+class PortalConfig:
+    """Everything that makes one emulated portal different from another."""
+
+    domain: str = "portal.bitrix24.test"
+    member_id: str = field(default_factory=lambda: secrets.token_hex(16))
+    user_id: int = 1
+    secret: str = field(default_factory=lambda: random_token(16))
+    rate: float = 2.0
+    burst: int = 50
+    enforce_rate: bool = True
+    categories: dict[int, list[str]] = field(default_factory=lambda: {0: list(DEFAULT_STAGES)})
+    category_names: dict[int, str] = field(default_factory=dict)
+    uf_fields: dict[str, str] = field(default_factory=dict)
+    uf_multiple: list[str] = field(default_factory=list)
+    enum_items: dict[str, Any] = field(default_factory=dict)
+    products: dict[int, str] = field(default_factory=dict)
+    users: dict[int, str] = field(default_factory=lambda: {1: "Admin"})
+    currency: str = "RUB"
+    currencies: tuple[str, ...] = DEFAULT_CURRENCIES
+    timezone: str = "+03:00"
+    first_deal_id: int = 1
+    application_token: str = field(default_factory=random_token)
+    operating_limit: float | None = None
+
+    def __post_init__(self) -> None:
+        self.categories = {k: list(v) for k, v in _int_keys(self.categories).items()}
+        self.category_names = {k: str(v) for k, v in _int_keys(self.category_names).items()}
+        self.products = {k: str(v) for k, v in _int_keys(self.products).items()}
+        self.users = {k: str(v) for k, v in _int_keys(self.users).items()}
+        self.currencies = tuple(dict.fromkeys((*self.currencies, self.currency)))
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` when the configuration cannot describe a real portal."""
+        if not _HEX32.match(self.member_id):
+            raise ValueError(f"member_id must be 32 lower-case hex digits, got {self.member_id!r}")
+        if not self.categories:
+            raise ValueError("a portal needs at least one deal category")
+        for cat, stages in self.categories.items():
+            if not stages:
+                raise ValueError(f"category {cat} has no stages")
+            for stage in stages:
+                if cat > 0 and not stage.startswith(f"C{cat}:"):
+                    raise ValueError(f"stage {stage!r} of category {cat} must be written 'C{cat}:<STATUS>'")
+                if cat == 0 and ":" in stage:
+                    raise ValueError(f"stage {stage!r} of category 0 must be a bare status id")
+        for name in (*self.uf_fields, *self.enum_items, *self.uf_multiple):
+            if not name.startswith("UF_CRM_"):
+                raise ValueError(f"custom field {name!r} must start with 'UF_CRM_'")
+        if self.user_id not in self.users:
+            raise ValueError(f"webhook user {self.user_id} is not in users")
+        if self.rate <= 0 or self.burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+
+    def enum_map(self, name: str) -> dict[str, str]:
+        """Items of an enumeration field as ``{item_id: VALUE}`` (ids as strings)."""
+        items = self.enum_items.get(name)
+        if items is None:
+            return {}
+        if isinstance(items, Mapping):
+            return {str(k): str(v) for k, v in items.items()}
+        return {str(k): f"Item {k}" for k in items}
+
+    def default_category(self) -> int:
+        """Funnel 0 when configured, else the lowest configured category id."""
+        return 0 if 0 in self.categories else min(self.categories)
+
+    def redacted(self) -> dict[str, Any]:
+        """The configuration as plain data, without the webhook secret."""
+        data = dataclasses.asdict(self)
+        data["secret"] = "***"
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], base: PortalConfig | None = None) -> PortalConfig:
+        """Build from JSON/YAML data; keys not given keep ``base``'s values (or the defaults)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown portal config keys: {', '.join(unknown)}")
+        values = dict(data)
+        if "currencies" in values:
+            values["currencies"] = tuple(values["currencies"])
+        if base is None:
+            return cls(**values)
+        return dataclasses.replace(base, **values)
+
+
+def default_source_config(**overrides: Any) -> PortalConfig:
+    """The partner portal of the default pair (``partner.bitrix24.test``, funnel 1)."""
+    domain = str(overrides.get("domain", "partner.bitrix24.test"))
+    base = PortalConfig(
+        domain=domain,
+        member_id=_derived("member", domain, 32),
+        secret=_derived("secret", domain, 16),
+        application_token=_derived("apptoken", domain, 32),
+        categories={0: list(DEFAULT_STAGES),
+                    1: ["C1:NEW", "C1:PREPARATION", "C1:EXECUTING", "C1:WON", "C1:LOSE"]},
+        category_names={0: "General", 1: "Partner sales"},
+        uf_fields={"UF_CRM_1700000000": "enumeration"},
+        enum_items={"UF_CRM_1700000000": {79: "Courier", 80: "Pickup"}},
+        products={15: "Router X100", 16: "Installation service"},
+        users={1: "Admin", 5: "Ivan Petrov"},
+        first_deal_id=7401,
+    )
+    return PortalConfig.from_dict(overrides, base) if overrides else base
+
+
+def default_target_config(**overrides: Any) -> PortalConfig:
+    """The ESB portal of the default pair (``esb.bitrix24.test``, funnel 3)."""
+    domain = str(overrides.get("domain", "esb.bitrix24.test"))
+    base = PortalConfig(
+        domain=domain,
+        member_id=_derived("member", domain, 32),
+        secret=_derived("secret", domain, 16),
+        application_token=_derived("apptoken", domain, 32),
+        categories={0: list(DEFAULT_STAGES), 3: ["C3:NEW", "C3:PREPARATION", "C3:WON", "C3:LOSE"]},
+        category_names={0: "General", 3: "Partner deals"},
+        uf_fields={
+            "UF_CRM_SOURCE_DEAL": "string",
+            "UF_CRM_PARTNER_COMPANY": "string",
+            "UF_CRM_DELIVERY": "enumeration",
+        },
+        enum_items={"UF_CRM_DELIVERY": {112: "Courier", 113: "Pickup"}},
+        products={301: "Router X100"},
+        users={1: "Admin", 17: "Maria Sidorova"},
+        first_deal_id=501,
+    )
+    return PortalConfig.from_dict(overrides, base) if overrides else base

@@ -1,0 +1,170 @@
+"""One emulated Bitrix24 portal: state behind one lock, REST method dispatch, test helpers.
+
+No HTTP here — :mod:`relay.emulator.server` puts a portal on a socket.  REST entry points are
+:meth:`Portal.call` (plain execution) and :meth:`Portal.handle` (full request pipeline from
+:mod:`relay.emulator.pipeline`).  The seeding/inspection helpers are not REST requests: they are
+neither logged nor rate-limited.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from relay.emulator import crm_methods, deals, other_methods
+from relay.emulator import rows as product_rows
+from relay.emulator.batch import run_batch
+from relay.emulator.config import PortalConfig
+from relay.emulator.core import EmuError, Reply, method_not_found
+from relay.emulator.faults import FaultBook
+from relay.emulator.limits import LeakyBucket, OperatingLedger
+from relay.emulator.outgoing import Binding, OutgoingMixin
+from relay.emulator.pipeline import PipelineMixin, RequestRecord, normalize_method
+from relay.emulator.state import PortalState
+
+METHODS: dict[str, crm_methods.Handler] = {**crm_methods.HANDLERS, **other_methods.HANDLERS}
+
+
+class Portal(PipelineMixin, OutgoingMixin):
+    """Thread-safe portal state plus the REST methods Bitrix24 offers on it."""
+
+    def __init__(self, config: PortalConfig | None = None) -> None:
+        self.config = config or PortalConfig()
+        self.state = PortalState(self.config)
+        self._lock = threading.RLock()
+        self._bucket = LeakyBucket(self.config.rate, self.config.burst)
+        self._ledger = OperatingLedger()
+        self._faults = FaultBook()
+        self._log: list[RequestRecord] = []
+        self._interrupt = threading.Event()
+        self._bindings: list[Binding] = []
+        self._senders: list[threading.Thread] = []
+        self._deliveries: list[dict[str, Any]] = []
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.config.domain} member_id={self.config.member_id}>"
+
+    # -- REST execution -------------------------------------------------------------------------
+
+    def invoke(self, method: str, params: dict[str, Any]) -> Reply:
+        """Run one REST method (``batch`` included) and return its :class:`Reply`; raises :class:`EmuError`."""
+        method = normalize_method(method)
+        with self._lock:
+            if method == "batch":
+                return Reply(run_batch(params, self._invoke_command, self._faults.take_command, self.state.tz))
+            handler = METHODS.get(method)
+            if handler is None:
+                raise method_not_found()
+            return handler(self.state, params)
+
+    def _invoke_command(self, method: str, params: dict[str, Any]) -> Reply:
+        limit = self.config.operating_limit
+        if limit is not None and self._ledger.operating(method) >= limit:
+            raise EmuError(429, "OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit.")
+        handler = METHODS.get(method)
+        if handler is None:
+            raise method_not_found()
+        return handler(self.state, params)
+
+    def call(self, method: str, params: Mapping[str, Any] | None = None) -> Any:
+        """Execute a REST method directly (no HTTP, no log, no rate limit); returns ``result``."""
+        try:
+            return self.invoke(method, dict(params or {})).value
+        finally:
+            self._fire_changes("rest")
+
+    # -- seeding: what a user does in the portal UI ---------------------------------------------
+
+    def add_deal(self, fields: Mapping[str, Any], rows: list[dict[str, Any]] | None = None) -> int:
+        """Create a deal as a portal user would (validated; may set DATE_CREATE etc.); returns its id."""
+        with self._lock:
+            deal_id = deals.create_deal(self.state, dict(fields), trusted=True)
+            if rows:
+                try:
+                    product_rows.set_rows(self.state, deal_id, rows)
+                except EmuError:
+                    deals.delete_deal(self.state, deal_id)  # all or nothing
+                    self.state.changes.clear()
+                    raise
+        self._fire_changes("user")
+        return deal_id
+
+    def update_deal(self, deal_id: int, fields: Mapping[str, Any], *, by_user: int | None = None) -> None:
+        """Edit a deal as a user (fires ``ONCRMDEALUPDATE`` to bound handlers)."""
+        with self._lock:
+            deals.update_deal(self.state, int(deal_id), dict(fields), trusted=True, actor=by_user)
+        self._fire_changes("user")
+
+    def delete_deal(self, deal_id: int) -> None:
+        """Delete a deal as a user (fires ``ONCRMDEALDELETE`` to bound handlers)."""
+        with self._lock:
+            deals.delete_deal(self.state, int(deal_id))
+        self._fire_changes("user")
+
+    def set_rows(self, deal_id: int, rows: list[dict[str, Any]]) -> None:
+        """Replace a deal's product rows (same rules as ``crm.deal.productrows.set``)."""
+        with self._lock:
+            product_rows.set_rows(self.state, int(deal_id), rows)
+
+    # -- inspection -----------------------------------------------------------------------------
+
+    def deal(self, deal_id: int) -> dict[str, Any] | None:
+        """A copy of the stored deal (``crm.deal.get`` shape) or None."""
+        with self._lock:
+            record = self.state.deals.get(int(deal_id))
+            return copy.deepcopy(record) if record is not None else None
+
+    def deals(self) -> list[dict[str, Any]]:
+        """Copies of all deals, by id."""
+        with self._lock:
+            return [copy.deepcopy(self.state.deals[k]) for k in sorted(self.state.deals)]
+
+    def rows(self, deal_id: int) -> list[dict[str, Any]]:
+        """Copies of a deal's product rows (empty when the deal is unknown)."""
+        with self._lock:
+            if int(deal_id) not in self.state.deals:
+                return []
+            return product_rows.get_rows(self.state, int(deal_id))
+
+    def comments(self, deal_id: int | None = None) -> list[dict[str, Any]]:
+        """Timeline comments, optionally only those of one deal."""
+        with self._lock:
+            return [copy.deepcopy(c) for c in self.state.comments
+                    if deal_id is None or c["ENTITY_ID"] == int(deal_id)]
+
+    def notifications(self) -> list[dict[str, Any]]:
+        """System notifications sent with ``im.notify.*``."""
+        with self._lock:
+            return copy.deepcopy(self.state.notifications)
+
+    def event_sends(self) -> list[dict[str, Any]]:
+        """``bizproc.event.send`` calls received."""
+        with self._lock:
+            return copy.deepcopy(self.state.event_sends)
+
+    def rate_level(self) -> float:
+        """Current leaky-bucket counter (0 = idle)."""
+        with self._lock:
+            return self._bucket.level
+
+    def reset(self) -> None:
+        """Forget all data, faults, bindings, event tokens and the request log (config stays)."""
+        with self._lock:
+            self.state = PortalState(self.config)
+            self._faults.clear()
+            self._log.clear()
+            self._bucket.reset()
+            self._ledger = OperatingLedger()
+            self._bindings.clear()
+            self._deliveries.clear()
+
+    def close(self) -> None:
+        """Abort pending slow replies (``timeout`` faults) and wait briefly for event senders."""
+        self._interrupt.set()
+        self.wait_deliveries(timeout=2.0)
+
+    def reopen(self) -> None:
+        """Allow ``timeout`` faults to sleep again after :meth:`close`."""
+        self._interrupt.clear()

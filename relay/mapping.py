@@ -1,0 +1,383 @@
+"""Pure: the integrator's declarative deal mapping (YAML -> validated spec) and the transform.
+
+One mapping file per source portal says how each *target* deal field is filled (``fields``),
+which fields are written only on create (``create_only``), how catalog products translate
+(``products``) and which target field links back to the source deal (``link_field``).  Values
+differ per portal (stage ids, enumeration item ids, user ids, catalog ``PRODUCT_ID``) and must be
+mapped — ``bitrix24-protocol.md`` "Consequences" 7.  Deal fields arrive as strings from
+``crm.deal.get`` (``api-reference/crm/deals/crm-deal-get.md``); product rows carry JSON numbers
+(``api-reference/crm/deals/crm-deal-productrows-get.md``).  Everything is checked at load time;
+at run time only a value missing from a map, or an unmapped product under ``unmapped: error``,
+raises :class:`~relay.errors.MappingError`.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import functools
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import NonNegativeInt, ValidationInfo, field_validator, model_validator
+
+from relay import yamlconf
+from relay.errors import MappingError
+from relay.yamlconf import normalize_dict, problem, raise_problems, scalar_text
+
+_UPPER = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_LINK = re.compile(r"^(ORIGIN_ID|UF_CRM_[A-Z0-9_]+)$")
+SOURCE_KEYS = ("id", "domain", "member_id")
+#: product row keys copied to the target row when present (``crm-deal-productrows-set.md``)
+ROW_KEYS = ("PRODUCT_NAME", "PRICE", "QUANTITY", "DISCOUNT_TYPE_ID", "DISCOUNT_RATE",
+            "DISCOUNT_SUM", "TAX_RATE", "TAX_INCLUDED", "MEASURE_CODE", "MEASURE_NAME", "SORT")
+_STRICT = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+#: template pieces: ``(False, literal text)`` or ``(True, "FIELD" | "source.x")``
+TemplateParts = tuple[tuple[bool, str], ...]
+
+
+# --- load-time checks ----------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=512)
+def parse_template(text: str) -> TemplateParts:
+    """Split ``"Deal {ID} {{x}}"`` into literal and reference parts; ValueError if malformed."""
+    parts: list[tuple[bool, str]] = []
+    buf, i = "", 0
+    while i < len(text):
+        pair = text[i:i + 2]
+        if pair in ("{{", "}}"):
+            buf, i = buf + pair[0], i + 2
+        elif text[i] == "}":
+            raise ValueError(f"single '}}' at character {i + 1}; write '}}}}' for a literal brace")
+        elif text[i] == "{":
+            end = text.find("}", i)
+            if end < 0:
+                raise ValueError(f"'{{' at character {i + 1} is never closed; "
+                                 "write '{{' for a literal brace")
+            parts += [(False, buf)] if buf else []
+            parts.append((True, _check_reference(text[i + 1:end])))
+            buf, i = "", end + 1
+        else:
+            buf, i = buf + text[i], i + 1
+    return tuple(parts + ([(False, buf)] if buf else []))
+
+
+def _check_reference(name: str) -> str:
+    if name.startswith("source."):
+        if name[len("source."):] not in SOURCE_KEYS:
+            raise ValueError(f"unknown {{{name}}}; use {{source.id}}, {{source.domain}} "
+                             "or {source.member_id}")
+    elif not _UPPER.match(name):
+        raise ValueError(f"{{{name}}} is not a source field name (UPPER_CASE like {{TITLE}})")
+    return name
+
+
+def _check_template(text: str) -> str:
+    try:
+        parse_template(text)
+    except ValueError as exc:
+        raise problem(f"bad template: {exc}") from None
+    return text
+
+
+def _matching(pattern: re.Pattern[str], message: str) -> AfterValidator:
+    """Validator refusing strings not matching ``pattern``; ``{!r}`` in ``message`` is the name."""
+
+    def check(name: str) -> str:
+        if not pattern.match(name):
+            raise problem(message.replace("{!r}", repr(name)))
+        return name
+
+    return AfterValidator(check)
+
+
+def _product_id_text(item: Any) -> str:
+    text = scalar_text(item).strip()
+    if not text.isdigit():
+        raise ValueError(f"product id {item!r} must be a whole number")
+    return str(int(text))
+
+
+def _check_map(value: Any) -> Any:
+    """A table name, or an inline map normalized like ``tables`` entries."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return normalize_dict(value, scalar_text, scalar_text)  # {79: 112} -> {"79": "112"}
+    raise problem("map must be an inline mapping or the name of an entry in tables")
+
+
+def _check_json_value(value: Any) -> Any:
+    """Scalars and lists pass (dates become ISO strings); mappings are refused."""
+    if isinstance(value, list):
+        return [_check_json_value(item) for item in value]
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        raise problem("must be a scalar or a list, not a mapping")
+    return value
+
+
+Table = Annotated[dict[str, str],
+                  BeforeValidator(lambda value: normalize_dict(value, scalar_text, scalar_text))]
+Template = Annotated[str, AfterValidator(_check_template)]
+SourceField = Annotated[str, _matching(_UPPER, "{!r} is not a source field name (UPPER_CASE like "
+                                                "TITLE); for fixed text write {const: ...}")]
+TargetField = Annotated[str, _matching(_UPPER, "{!r} is not a target field name (UPPER_CASE like "
+                                                "TITLE or UF_CRM_...)")]
+LinkField = Annotated[str, _matching(_LINK, "link_field must be ORIGIN_ID or a custom field "
+                                            "UF_CRM_...")]
+ProductIds = Annotated[dict[str, NonNegativeInt],
+                       BeforeValidator(lambda value: normalize_dict(value, _product_id_text))]
+
+
+class FieldSpec(BaseModel):
+    """How one target field is filled: exactly one of ``const``, ``from``, ``template``."""
+
+    model_config = _STRICT
+    const: Annotated[Any, AfterValidator(_check_json_value)] = None
+    from_: SourceField | None = Field(None, alias="from")
+    template: Template | None = None
+    map: Annotated[dict[str, str] | str | None, BeforeValidator(_check_map)] = None
+    default: Annotated[Any, AfterValidator(_check_json_value)] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"template": value} if "{" in value else {"from": value}
+        if not isinstance(value, dict):
+            raise problem("expected a source field name, a template, or a mapping with one of "
+                           "const, from, template (for a fixed value write {const: ...})")
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> FieldSpec:
+        kinds = [k for k in ("const", "from_", "template") if k in self.model_fields_set]
+        if len(kinds) != 1:
+            raise problem("give exactly one of const, from, template")
+        if kinds[0] != "const" and getattr(self, kinds[0]) is None:
+            raise problem(f"{kinds[0].rstrip('_')} must not be empty")
+        extras = [k for k in ("map", "default") if k in self.model_fields_set]
+        if extras and kinds[0] != "from_":
+            raise problem(f"{' and '.join(extras)} only go with from")
+        return self
+
+    @property
+    def kind(self) -> Literal["const", "from", "template"]:
+        """Which form this spec uses."""
+        return "from" if "from_" in self.model_fields_set else (
+            "const" if "const" in self.model_fields_set else "template")
+
+    @property
+    def has_default(self) -> bool:
+        """True when ``default`` was given (even as null)."""
+        return "default" in self.model_fields_set
+
+
+class TriggerSpec(BaseModel):
+    """Source stages that relay a deal; empty means every stage."""
+
+    model_config = _STRICT
+    stages: tuple[str, ...] = ()
+
+
+class ProductsSpec(BaseModel):
+    """How product rows translate: catalog ids, what to do with unmapped ones, or not at all."""
+
+    model_config = _STRICT
+    ids: ProductIds = {}
+    unmapped: Literal["free_text", "error"] = "free_text"
+    enabled: bool = True
+
+
+class MappingSpec(BaseModel):
+    """One source portal's mapping file, validated."""
+
+    model_config = _STRICT
+    trigger: TriggerSpec = TriggerSpec()
+    fields: dict[TargetField, FieldSpec]
+    create_only: tuple[str, ...] = ()
+    tables: dict[str, Table] = {}
+    products: ProductsSpec = ProductsSpec()
+    link_field: LinkField
+
+    @field_validator("trigger", "products", "tables", "create_only", mode="before")
+    @classmethod
+    def _null_is_default(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return [] if info.field_name == "create_only" else {}
+        return value
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> MappingSpec:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for index, name in enumerate(self.create_only):
+            if name not in self.fields:
+                problems.append((("create_only", index), f"{name} is not a key of fields"))
+        for name, spec in self.fields.items():
+            if isinstance(spec.map, str) and spec.map not in self.tables:
+                problems.append((("fields", name, "map"), f"no table {spec.map!r} in tables"))
+        pair = ("ORIGINATOR_ID", "ORIGIN_ID")
+        for name in pair if self.link_field == "ORIGIN_ID" else (self.link_field,):
+            if name in self.fields:
+                problems.append((("fields", name), f"{name} is written by the relay "
+                                 f"(link_field {self.link_field}); remove it from fields"))
+        raise_problems(problems, "MappingSpec")
+        return self
+
+    def table_for(self, fs: FieldSpec) -> Mapping[str, str] | None:
+        """The translation table a field spec uses (inline or named), or None."""
+        return self.tables[fs.map] if isinstance(fs.map, str) else fs.map
+
+
+@dataclass(frozen=True)
+class TargetDeal:
+    """A translated deal: all fields for ``crm.deal.add``, the rest for updates, product rows."""
+
+    fields: dict[str, Any]
+    update_fields: dict[str, Any]
+    rows: list[dict[str, Any]] | None
+
+
+def load_mapping(path: Path, env: Mapping[str, str]) -> MappingSpec:
+    """Load and validate a mapping file; ``ConfigError`` names file, key path and line."""
+    return yamlconf.validate(MappingSpec, yamlconf.load_yaml(path, env))
+
+
+# --- run time ------------------------------------------------------------------------------------
+
+
+def in_trigger(deal: Mapping[str, Any], spec: MappingSpec) -> bool:
+    """True when the deal's ``STAGE_ID`` is a trigger stage, or no stages are configured."""
+    return not spec.trigger.stages or str(deal.get("STAGE_ID")) in spec.trigger.stages
+
+
+def transform(deal: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], spec: MappingSpec,
+              source: Mapping[str, str]) -> TargetDeal:
+    """Translate a source deal and its product rows; ``MappingError`` if a value has no mapping."""
+    fields = {name: _field_value(name, fs, deal, spec, source) for name, fs in spec.fields.items()}
+    update = {k: copy.deepcopy(v) for k, v in fields.items() if k not in spec.create_only}
+    target_rows = None
+    if spec.products.enabled:
+        target_rows = [_row(i, row, spec.products) for i, row in enumerate(rows or ())]
+    return TargetDeal(fields=fields, update_fields=update, rows=target_rows)
+
+
+def fingerprint(target: TargetDeal) -> str:
+    """Stable sha256 hex of ``update_fields`` + ``rows``; independent of dict key order."""
+    content = {"fields": target.update_fields, "rows": target.rows}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def render(template: str, deal: Mapping[str, Any], source: Mapping[str, str]) -> str:
+    """Fill a (valid) template: missing/null fields are empty, lists are joined with ", "."""
+    out = []
+    for is_ref, text in parse_template(template):
+        if not is_ref:
+            out.append(text)
+        elif text.startswith("source."):
+            out.append(str(source.get(text[len("source."):], "")))
+        else:
+            out.append(_as_text(deal.get(text)))
+    return "".join(out)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(_as_text(item) for item in value if not _is_empty(item))
+    return "" if value is None else str(value)
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or value == "" or value == []
+
+
+def _field_value(name: str, fs: FieldSpec, deal: Mapping[str, Any], spec: MappingSpec,
+                 source: Mapping[str, str]) -> Any:
+    if fs.kind == "const":
+        return copy.deepcopy(fs.const)
+    if fs.kind == "template":
+        return render(fs.template or "", deal, source)
+    value = deal.get(fs.from_ or "")
+    if _is_empty(value):
+        return copy.deepcopy(fs.default) if fs.has_default else copy.deepcopy(value)
+    if fs.map is None:
+        return copy.deepcopy(value)
+    table = spec.table_for(fs) or {}
+    if isinstance(value, list):
+        return [_lookup(item, table, name, fs) for item in value]
+    return _lookup(value, table, name, fs)
+
+
+def _lookup(value: Any, table: Mapping[str, str], name: str, fs: FieldSpec) -> Any:
+    if _is_empty(value):
+        return value
+    key = str(value)
+    if key in table:
+        return table[key]
+    if fs.has_default:
+        return copy.deepcopy(fs.default)
+    which = f" (table {fs.map})" if isinstance(fs.map, str) else ""
+    raise MappingError(f"{name}: source {fs.from_} value {key!r} is not in the map{which} "
+                       "and there is no default")
+
+
+def _product_key(value: Any) -> str | None:
+    """``str(int(PRODUCT_ID))`` or None for 0, null and non-numbers (not from the catalog)."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        try:
+            number = int(float(value))  # "15.0"
+        except (TypeError, ValueError, OverflowError):
+            return None
+    return str(number) if number else None
+
+
+def _row(index: int, row: Mapping[str, Any], products: ProductsSpec) -> dict[str, Any]:
+    key = _product_key(row.get("PRODUCT_ID"))
+    if key is not None and key in products.ids:
+        product_id = products.ids[key]
+    elif products.unmapped == "error":
+        raise MappingError(f"products: row {index + 1} ({row.get('PRODUCT_NAME')!r}) has "
+                           f"PRODUCT_ID {row.get('PRODUCT_ID')!r}, which is not in products.ids "
+                           "(products.unmapped is error)")
+    else:
+        product_id = 0
+    out: dict[str, Any] = {"PRODUCT_ID": product_id}
+    out.update({k: copy.deepcopy(row[k]) for k in ROW_KEYS if k in row})
+    return out
+
+
+def describe(spec: MappingSpec) -> list[str]:
+    """Human summary of a mapping, one line per item, warnings last."""
+    lines = [f"trigger: {', '.join(spec.trigger.stages) or 'all stages'}"]
+    warnings = []
+    for name, fs in spec.fields.items():
+        how = f"= {fs.const!r}" if fs.kind == "const" else f"<- template {fs.template!r}"
+        table = spec.table_for(fs)
+        if fs.kind == "from":
+            how = f"<- {fs.from_}"
+            via = fs.map if isinstance(fs.map, str) else "map"
+            how += "" if table is None else f" via {via} ({len(table)} values)"
+            how += f", default {fs.default!r}" if fs.has_default else ""
+        lines.append(f"{name} {how}" + (" [create only]" if name in spec.create_only else ""))
+        if fs.from_ == "STAGE_ID" and table is not None and not fs.has_default:
+            missing = [stage for stage in spec.trigger.stages if stage not in table]
+            if missing:
+                stages = ", ".join(missing)
+                warnings.append(f"warning: {name}: trigger stages not in its map: {stages}")
+    p = spec.products
+    lines.append(f"products: {len(p.ids)} catalog ids mapped, unmapped -> {p.unmapped}"
+                 if p.enabled else "products: not relayed")
+    return [*lines, f"link_field: {spec.link_field}", *warnings]

@@ -1,0 +1,55 @@
+"""Small frozen records shared by ingress, store and worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+JobKind = Literal["sync", "notify"]
+JobStatus = Literal["pending", "running", "done", "skipped", "dead", "merged"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """A queued unit of work: sync one source deal to the target, or tell the source about it."""
+
+    id: int
+    kind: str
+    source_id: str
+    deal_id: str
+    status: str
+    attempts: int = 0
+    events: int = 1
+    trigger: str = ""
+    event_token: str | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    outcome: str | None = None
+    target_deal_id: str | None = None
+    last_error: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    available_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Link:
+    """What the relay knows of a source deal on the target.
+
+    ``state`` is ``creating`` from just before a create is sent until its result is recorded: a
+    link found in that state means an earlier attempt may have created the deal, so the target is
+    searched by its stamp before anything is created again.
+    """
+
+    source_id: str
+    deal_id: str
+    state: str
+    target_deal_id: str | None = None
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """Result of storing a handler call."""
+
+    job_id: int
+    merged: bool

@@ -1,0 +1,356 @@
+"""The database seam: the job queue (lease / ack / retry / dead), deal links and job history.
+
+Only this module speaks SQL (SQLAlchemy Core).  SQLite is the embedded default: WAL journal,
+``synchronous=FULL`` (an acknowledged call survives a crash or power loss) and ``BEGIN IMMEDIATE``
+transactions so that claiming a job is atomic across threads and processes.
+
+Queue rules:
+* at most one *pending* sync job per source deal — later calls for it merge into it (``events``);
+* a sync job is never leased while another sync job of the same deal is running;
+* a lease that expires (the worker died) is taken back: the job becomes pending again, or merges
+  into a pending job of the same deal.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    create_engine,
+    event,
+    exists,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.exc import IntegrityError
+
+from relay.models import Enqueued, Job, Link
+
+metadata = MetaData()
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("source_id", String(64), nullable=False),
+    Column("deal_id", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("events", Integer, nullable=False, default=1),
+    Column("trigger", String(64), nullable=False, default=""),
+    Column("event_token", Text),
+    Column("payload", Text, nullable=False, default="{}"),
+    Column("outcome", String(32)),
+    Column("target_deal_id", String(32)),
+    Column("last_error", Text),
+    Column("lease_owner", String(128)),
+    Column("lease_until", Float),
+    Column("available_at", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+Index("ix_jobs_ready", jobs.c.status, jobs.c.kind, jobs.c.available_at)
+Index("ix_jobs_deal", jobs.c.source_id, jobs.c.deal_id, jobs.c.status)
+_PENDING_SYNC = and_(jobs.c.status == "pending", jobs.c.kind == "sync")
+Index(
+    "uq_jobs_one_pending_sync",
+    jobs.c.source_id,
+    jobs.c.deal_id,
+    unique=True,
+    sqlite_where=_PENDING_SYNC,
+    postgresql_where=_PENDING_SYNC,
+)
+
+links = Table(
+    "links",
+    metadata,
+    Column("source_id", String(64), primary_key=True),
+    Column("deal_id", String(32), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("target_deal_id", String(32)),
+    Column("fingerprint", String(64)),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+
+def _job(row: RowMapping) -> Job:
+    return Job(
+        id=row["id"], kind=row["kind"], source_id=row["source_id"], deal_id=row["deal_id"],
+        status=row["status"], attempts=row["attempts"], events=row["events"], trigger=row["trigger"],
+        event_token=row["event_token"], payload=json.loads(row["payload"] or "{}"),
+        outcome=row["outcome"], target_deal_id=row["target_deal_id"], last_error=row["last_error"],
+        created_at=row["created_at"], updated_at=row["updated_at"], available_at=row["available_at"],
+    )
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=60000", "foreign_keys=ON"):
+            cur.execute(f"PRAGMA {pragma}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class Store:
+    """Jobs and links in one database; every method is one short transaction."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = _sqlite_engine(url) if url.startswith("sqlite") else create_engine(url, pool_pre_ping=True)
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.engine.dispose()
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    # --- ingress side ------------------------------------------------------------------------
+
+    def enqueue_sync(
+        self, source_id: str, deal_id: str, trigger: str, *, event_token: str | None = None, now: float | None = None
+    ) -> Enqueued:
+        """Store a call for a deal: merge into its pending sync job, or add one."""
+        now = time.time() if now is None else now
+        for _ in range(3):
+            try:
+                with self.engine.begin() as conn:
+                    return self._enqueue(conn, source_id, deal_id, trigger, event_token, now)
+            except IntegrityError:  # a concurrent writer inserted the pending job first
+                continue
+        raise RuntimeError("could not enqueue: pending-job race did not settle")
+
+    def _enqueue(
+        self, conn: Connection, source_id: str, deal_id: str, trigger: str, event_token: str | None, now: float
+    ) -> Enqueued:
+        found = conn.execute(
+            select(jobs.c.id).where(_PENDING_SYNC, jobs.c.source_id == source_id, jobs.c.deal_id == deal_id)
+        ).first()
+        if found is not None:
+            values: dict[str, Any] = {"events": jobs.c.events + 1, "updated_at": now, "trigger": trigger}
+            if event_token:
+                values["event_token"] = event_token
+            conn.execute(update(jobs).where(jobs.c.id == found.id).values(**values))
+            return Enqueued(job_id=found.id, merged=True)
+        new_id = conn.execute(
+            insert(jobs).values(
+                kind="sync", source_id=source_id, deal_id=deal_id, status="pending", attempts=0, events=1,
+                trigger=trigger, event_token=event_token, payload="{}", available_at=now,
+                created_at=now, updated_at=now,
+            )
+        ).inserted_primary_key[0]
+        return Enqueued(job_id=int(new_id), merged=False)
+
+    # --- worker side -------------------------------------------------------------------------
+
+    def _reap(self, conn: Connection, now: float) -> None:
+        expired = conn.execute(
+            select(jobs.c.id, jobs.c.kind, jobs.c.source_id, jobs.c.deal_id).where(
+                jobs.c.status == "running", jobs.c.lease_until < now
+            )
+        ).all()
+        for row in expired:
+            pending = None
+            if row.kind == "sync":
+                pending = conn.execute(
+                    select(jobs.c.id).where(_PENDING_SYNC, jobs.c.source_id == row.source_id, jobs.c.deal_id == row.deal_id)
+                ).first()
+            if pending is not None:
+                conn.execute(update(jobs).where(jobs.c.id == row.id).values(
+                    status="merged", lease_owner=None, lease_until=None, updated_at=now,
+                    last_error=f"lease expired; merged into job {pending.id}"))
+                conn.execute(update(jobs).where(jobs.c.id == pending.id).values(available_at=now, updated_at=now))
+            else:
+                conn.execute(update(jobs).where(jobs.c.id == row.id).values(
+                    status="pending", lease_owner=None, lease_until=None, available_at=now, updated_at=now,
+                    last_error="lease expired (worker stopped); taken back"))
+
+    def claim(self, owner: str, kind: str, *, limit: int = 1, lease_seconds: float = 120.0,
+              now: float | None = None) -> list[Job]:
+        """Lease up to ``limit`` ready jobs of ``kind`` (oldest first) for ``owner``."""
+        now = time.time() if now is None else now
+        with self.engine.begin() as conn:
+            self._reap(conn, now)
+            cond = [jobs.c.kind == kind, jobs.c.status == "pending", jobs.c.available_at <= now]
+            if kind == "sync":
+                running = jobs.alias("running")
+                cond.append(~exists().where(
+                    running.c.kind == "sync", running.c.status == "running",
+                    running.c.source_id == jobs.c.source_id, running.c.deal_id == jobs.c.deal_id))
+            query = select(jobs.c.id).where(*cond).order_by(jobs.c.available_at, jobs.c.id).limit(limit)
+            if self.engine.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            ids = [r.id for r in conn.execute(query)]
+            if not ids:
+                return []
+            conn.execute(update(jobs).where(jobs.c.id.in_(ids)).values(
+                status="running", attempts=jobs.c.attempts + 1, lease_owner=owner,
+                lease_until=now + lease_seconds, updated_at=now))
+            rows = conn.execute(select(jobs).where(jobs.c.id.in_(ids)).order_by(jobs.c.id)).mappings().all()
+            return [_job(r) for r in rows]
+
+    def _finish(self, conn: Connection, job: Job, owner: str, now: float, **values: Any) -> bool:
+        if "payload" in values:
+            values["payload"] = json.dumps(values["payload"], ensure_ascii=False, sort_keys=True)
+        result = conn.execute(update(jobs).where(
+            jobs.c.id == job.id, jobs.c.status == "running", jobs.c.lease_owner == owner
+        ).values(lease_owner=None, lease_until=None, updated_at=now, **values))
+        return result.rowcount == 1
+
+    def _add_notify(self, conn: Connection, job: Job, payload: dict[str, Any], now: float) -> None:
+        conn.execute(insert(jobs).values(
+            kind="notify", source_id=job.source_id, deal_id=job.deal_id, status="pending", attempts=0,
+            events=1, trigger=job.trigger, event_token=None,
+            payload=json.dumps(payload, ensure_ascii=False, sort_keys=True),
+            available_at=now, created_at=now, updated_at=now))
+
+    def complete(self, job: Job, owner: str, *, status: str, outcome: str, target_deal_id: str | None = None,
+                 error: str | None = None, notify: dict[str, Any] | None = None, now: float | None = None) -> bool:
+        """End a leased job (done / skipped / dead), optionally queueing its notification; False if the lease was lost."""
+        now = time.time() if now is None else now
+        with self.engine.begin() as conn:
+            ok = self._finish(conn, job, owner, now, status=status, outcome=outcome,
+                              target_deal_id=target_deal_id or job.target_deal_id, last_error=error)
+            if ok and notify is not None:
+                self._add_notify(conn, job, notify, now)
+            return ok
+
+    def retry(self, job: Job, owner: str, *, error: str, delay: float, payload: dict[str, Any] | None = None,
+              now: float | None = None) -> bool:
+        """Put a leased job back to pending, ready after ``delay`` seconds, keeping the error."""
+        now = time.time() if now is None else now
+        values: dict[str, Any] = {"status": "pending", "available_at": now + delay, "last_error": error}
+        if payload is not None:
+            values["payload"] = payload
+        with self.engine.begin() as conn:
+            try:
+                return self._finish(conn, job, owner, now, **values)
+            except IntegrityError:  # a newer call for this deal is already pending: it re-reads anyway
+                pass
+        with self.engine.begin() as conn:
+            return self._finish(conn, job, owner, now, status="merged", last_error=error)
+
+    # --- links -------------------------------------------------------------------------------
+
+    def link(self, source_id: str, deal_id: str) -> Link | None:
+        """The link of a source deal, if any."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(links).where(links.c.source_id == source_id, links.c.deal_id == deal_id)).mappings().first()
+        if row is None:
+            return None
+        return Link(source_id=row["source_id"], deal_id=row["deal_id"], state=row["state"],
+                    target_deal_id=row["target_deal_id"], fingerprint=row["fingerprint"])
+
+    def mark_creating(self, keys: Iterable[tuple[str, str]], now: float | None = None) -> None:
+        """Record, before sending, that a create is about to be attempted for these deals."""
+        now = time.time() if now is None else now
+        with self.engine.begin() as conn:
+            for source_id, deal_id in keys:
+                found = conn.execute(select(links.c.state).where(
+                    links.c.source_id == source_id, links.c.deal_id == deal_id)).first()
+                if found is None:
+                    conn.execute(insert(links).values(source_id=source_id, deal_id=deal_id, state="creating",
+                                                      created_at=now, updated_at=now))
+
+    def set_link(self, source_id: str, deal_id: str, target_deal_id: str, fingerprint: str | None,
+                 now: float | None = None) -> None:
+        """Record the target deal of a source deal and the fingerprint last written to it."""
+        now = time.time() if now is None else now
+        values = {"state": "linked", "target_deal_id": target_deal_id, "fingerprint": fingerprint, "updated_at": now}
+        with self.engine.begin() as conn:
+            done = conn.execute(update(links).where(
+                links.c.source_id == source_id, links.c.deal_id == deal_id).values(**values)).rowcount
+            if not done:
+                conn.execute(insert(links).values(source_id=source_id, deal_id=deal_id, created_at=now, **values))
+
+    def forget_creating(self, source_id: str, deal_id: str) -> None:
+        """Drop a ``creating`` mark after the target certainly refused the create."""
+        with self.engine.begin() as conn:
+            conn.execute(links.delete().where(links.c.source_id == source_id, links.c.deal_id == deal_id,
+                                              links.c.state == "creating"))
+
+    def unlink(self, source_id: str, deal_id: str) -> bool:
+        """Forget a link entirely (the next transfer creates a new target deal)."""
+        with self.engine.begin() as conn:
+            return conn.execute(links.delete().where(links.c.source_id == source_id,
+                                                     links.c.deal_id == deal_id)).rowcount == 1
+
+    # --- inspection and replay ----------------------------------------------------------------
+
+    def job(self, job_id: int) -> Job | None:
+        """One job by id."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
+        return _job(row) if row else None
+
+    def jobs(self, *, status: str | None = None, kind: str | None = None, source_id: str | None = None,
+             deal_id: str | None = None, limit: int = 50) -> list[Job]:
+        """Jobs, newest first, filtered."""
+        query = select(jobs).order_by(jobs.c.id.desc()).limit(limit)
+        for col, value in ((jobs.c.status, status), (jobs.c.kind, kind), (jobs.c.source_id, source_id),
+                           (jobs.c.deal_id, deal_id)):
+            if value is not None:
+                query = query.where(col == value)
+        with self.engine.connect() as conn:
+            return [_job(r) for r in conn.execute(query).mappings()]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Number of jobs per kind and status."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(jobs.c.kind, jobs.c.status, func.count()).group_by(jobs.c.kind, jobs.c.status))
+            out: dict[str, dict[str, int]] = {}
+            for kind, status, n in rows:
+                out.setdefault(kind, {})[status] = n
+            return out
+
+    def replay(self, job_id: int, now: float | None = None) -> Enqueued:
+        """Run a finished job again: a sync job re-reads its deal; a notify job is resent."""
+        now = time.time() if now is None else now
+        job = self.job(job_id)
+        if job is None:
+            raise KeyError(job_id)
+        if job.status in ("pending", "running"):
+            return Enqueued(job_id=job.id, merged=True)
+        if job.kind == "sync":
+            return self.enqueue_sync(job.source_id, job.deal_id, "REPLAY", event_token=job.event_token, now=now)
+        with self.engine.begin() as conn:
+            conn.execute(update(jobs).where(jobs.c.id == job.id).values(
+                status="pending", attempts=0, available_at=now, updated_at=now))
+        return Enqueued(job_id=job.id, merged=False)
+
+    def all_jobs(self, ids: Sequence[int]) -> list[Job]:
+        """Jobs with these ids, in id order."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(jobs).where(jobs.c.id.in_(list(ids))).order_by(jobs.c.id)).mappings()
+            return [_job(r) for r in rows]

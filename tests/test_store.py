@@ -1,0 +1,110 @@
+"""The queue and link store on a real SQLite file."""
+
+from pathlib import Path
+
+import pytest
+
+from relay.store import Store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(f"sqlite:///{tmp_path}/relay.db")
+    yield s
+    s.close()
+
+
+def test_repeat_calls_merge_into_one_pending_job(store: Store) -> None:
+    first = store.enqueue_sync("p", "7", "ONCRMDEALUPDATE", now=100)
+    again = store.enqueue_sync("p", "7", "ROBOT", now=101)
+    other = store.enqueue_sync("p", "8", "ONCRMDEALUPDATE", now=102)
+    assert (first.merged, again.merged, other.merged) == (False, True, False)
+    assert again.job_id == first.job_id != other.job_id
+    job = store.job(first.job_id)
+    assert job is not None and job.events == 2 and job.trigger == "ROBOT"
+
+
+def test_a_deal_is_never_leased_twice_at_once(store: Store) -> None:
+    store.enqueue_sync("p", "7", "E", now=100)
+    [running] = store.claim("w1", "sync", limit=10, now=101)
+    follow_up = store.enqueue_sync("p", "7", "E", now=102)  # arrives while the first one runs
+    assert not follow_up.merged
+    assert store.claim("w2", "sync", limit=10, now=103) == []
+    assert store.complete(running, "w1", status="done", outcome="created", target_deal_id="55", now=104)
+    [next_job] = store.claim("w2", "sync", limit=10, now=105)
+    assert next_job.id == follow_up.job_id and next_job.attempts == 1
+
+
+def test_expired_lease_is_taken_back(store: Store) -> None:
+    store.enqueue_sync("p", "7", "E", now=100)
+    [job] = store.claim("dead-worker", "sync", lease_seconds=10, now=100)
+    assert store.claim("w2", "sync", now=105) == []
+    [again] = store.claim("w2", "sync", now=111)
+    assert again.id == job.id and again.attempts == 2
+    assert not store.complete(job, "dead-worker", status="done", outcome="x", now=112)  # lost its lease
+
+
+def test_expired_lease_merges_into_waiting_job(store: Store) -> None:
+    store.enqueue_sync("p", "7", "E", now=100)
+    [job] = store.claim("dead-worker", "sync", lease_seconds=10, now=100)
+    waiting = store.enqueue_sync("p", "7", "E", now=101)
+    [taken] = store.claim("w2", "sync", now=111)
+    assert taken.id == waiting.job_id
+    assert store.job(job.id).status == "merged"
+
+
+def test_retry_backoff_and_dead(store: Store) -> None:
+    store.enqueue_sync("p", "7", "E", now=100)
+    [job] = store.claim("w", "sync", now=100)
+    assert store.retry(job, "w", error="QUERY_LIMIT_EXCEEDED", delay=30, now=100)
+    assert store.claim("w", "sync", now=120) == []
+    [job] = store.claim("w", "sync", now=131)
+    assert store.complete(job, "w", status="dead", outcome="dead", error="validation: bad stage",
+                          notify={"deal_id": "7", "comment": "failed"}, now=132)
+    assert store.job(job.id).last_error == "validation: bad stage"
+    [note] = store.claim("w", "notify", now=133)
+    assert note.payload["comment"] == "failed" and note.deal_id == "7"
+    assert store.counts() == {"sync": {"dead": 1}, "notify": {"running": 1}}
+
+
+def test_retry_while_a_newer_call_waits_merges(store: Store) -> None:
+    store.enqueue_sync("p", "7", "E", now=100)
+    [job] = store.claim("w", "sync", now=100)
+    store.enqueue_sync("p", "7", "E", now=101)
+    assert store.retry(job, "w", error="timeout", delay=5, now=102)
+    assert store.job(job.id).status == "merged"
+
+
+def test_replay_dead_job(store: Store) -> None:
+    store.enqueue_sync("p", "7", "E", now=100)
+    [job] = store.claim("w", "sync", now=100)
+    store.complete(job, "w", status="dead", outcome="dead", error="bad", now=101)
+    replayed = store.replay(job.id, now=102)
+    assert not replayed.merged and replayed.job_id != job.id
+    assert store.job(replayed.job_id).trigger == "REPLAY"
+    with pytest.raises(KeyError):
+        store.replay(999)
+
+
+def test_links(store: Store) -> None:
+    assert store.link("p", "7") is None
+    store.mark_creating([("p", "7")])
+    assert store.link("p", "7").state == "creating"
+    store.set_link("p", "7", "55", "abc")
+    link = store.link("p", "7")
+    assert (link.state, link.target_deal_id, link.fingerprint) == ("linked", "55", "abc")
+    store.mark_creating([("p", "7")])  # never downgrades a known link
+    assert store.link("p", "7").state == "linked"
+    store.forget_creating("p", "7")
+    assert store.link("p", "7") is not None
+    assert store.unlink("p", "7") and store.link("p", "7") is None
+
+
+def test_survives_reopen(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/relay.db"
+    s1 = Store(url)
+    queued = s1.enqueue_sync("p", "7", "E")
+    s1.close()
+    s2 = Store(url)
+    assert s2.job(queued.job_id).status == "pending"
+    s2.close()
