@@ -53,3 +53,19 @@ class Enqueued:
 
     job_id: int
     merged: bool
+
+
+@dataclass(frozen=True)
+class Transition:
+    """How a leased job leaves the worker: ``status`` done | skipped | dead | pending (retry)."""
+
+    job: Job
+    status: str
+    outcome: str | None = None
+    target_deal_id: str | None = None
+    error: str | None = None
+    delay: float = 0.0  # retry: seconds until the job is ready again
+    payload: dict[str, Any] | None = None  # replaces the job's payload (notify parts done)
+    notify: dict[str, Any] | None = None  # queue a notify job for the same deal
+    link: tuple[str, str | None] | None = None  # record (target deal id, fingerprint)
+    forget_creating: bool = False  # drop the deal's "creating" mark

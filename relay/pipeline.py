@@ -3,7 +3,7 @@
 Several ready jobs are handled together, so each step costs one request for many deals:
 
 1. **read** — one source ``batch`` per source portal: ``crm.deal.get`` + ``crm.deal.productrows.get``
-   per deal (25 deals per batch);
+   per deal (25 deals per batch: a batch holds 50 commands — ``batch.md``);
 2. **plan** — trigger stage check, mapping transform, link lookup in the store; a linked deal whose
    fingerprint is unchanged needs no write at all;
 3. **find** — only for deals whose earlier create may have reached the target (link ``creating``):
@@ -13,19 +13,22 @@ Several ready jobs are handled together, so each step costs one request for many
 
 A failing command (``result_error``) only fails its own deal.  Notifications run as separate
 ``notify`` jobs (:meth:`Pipeline.notify`), so a failing comment never repeats a target write.
+The pipeline only *reads* the store, except for the ``creating`` mark written before a create is
+sent; link changes travel on each :class:`Outcome` and the worker records a whole round in one
+transaction (a crash before that leaves ``creating`` marks, which the next attempt resolves).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from relay import notices
-from relay.b24 import BatchReply, Command
+from relay.b24 import MAX_BATCH, BatchReply, Command
 from relay.client import PortalClient
 from relay.config import RelayConfig, SourceConfig
 from relay.errors import (
@@ -44,7 +47,7 @@ from relay.phpquery import Ref
 from relay.store import Store
 
 log = logging.getLogger(__name__)
-DEALS_PER_BATCH = 25  # two commands per deal, 50 commands per batch — batch.md
+T = TypeVar("T")
 ORIGIN_LINK = "ORIGIN_ID"
 ORIGINATOR = "b24relay"
 #: errors proving a request never ran: refused by the limits, or the connection never opened
@@ -63,6 +66,8 @@ class Outcome:
     notify: dict[str, Any] | None = None
     deal: dict[str, Any] | None = None  # the source deal as read (for failure notices)
     payload: dict[str, Any] | None = None  # notify jobs: payload with the parts already done
+    link: tuple[str, str | None] | None = None  # (target deal id, fingerprint) to record
+    forget_creating: bool = False  # the target certainly created nothing: drop the "creating" mark
 
 
 @dataclass
@@ -85,9 +90,19 @@ class _Work:
         self.result.status, self.result.error = "failed", error
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
+def _pack(items: Sequence[T], weight: Callable[[T], int], limit: int = MAX_BATCH) -> Iterator[list[T]]:
+    """Consecutive groups whose total weight (batch commands) stays within ``limit``."""
+    group: list[T] = []
+    used = 0
+    for item in items:
+        w = weight(item)
+        if group and used + w > limit:
+            yield group
+            group, used = [], 0
+        group.append(item)
+        used += w
+    if group:
+        yield group
 
 
 class Pipeline:
@@ -122,7 +137,7 @@ class Pipeline:
         for w in works:
             by_source[w.source.id].append(w)
         for source_id, group in by_source.items():
-            for chunk in _chunks(group, DEALS_PER_BATCH):
+            for chunk in _pack(group, lambda w: 2 if w.spec.products.enabled else 1):
                 cmds: dict[str, Command] = {}
                 for i, w in enumerate(chunk):
                     cmds[f"d{i}"] = Command("crm.deal.get", {"id": w.job.deal_id})
@@ -153,6 +168,7 @@ class Pipeline:
         w.result.deal, w.rows = deal, rows
 
     def _plan(self, works: Sequence[_Work]) -> None:
+        known = self.store.links([(w.source.id, w.job.deal_id) for w in works])
         for w in works:
             deal = w.result.deal or {}
             if not in_trigger(deal, w.spec):
@@ -166,7 +182,7 @@ class Pipeline:
                 w.fail(exc)
                 continue
             w.print = fingerprint(w.target)
-            link = self.store.link(w.source.id, w.job.deal_id)
+            link = known.get((w.source.id, w.job.deal_id))
             if link is None:
                 w.action = "create"
             elif link.state == "creating" or not link.target_deal_id:
@@ -184,7 +200,7 @@ class Pipeline:
         return {w.spec.link_field: f"{w.source.link_prefix}:{w.job.deal_id}"}
 
     def _find(self, works: Sequence[_Work]) -> None:
-        for chunk in _chunks(works, 50):
+        for chunk in _pack(works, lambda _w: 1):
             cmds = {f"f{i}": Command("crm.deal.list", {
                 "filter": {f"={k}": v for k, v in self._stamp(w).items()},
                 "select": ["ID", *self._stamp(w)], "order": {"ID": "ASC"}}) for i, w in enumerate(chunk)}
@@ -232,7 +248,7 @@ class Pipeline:
         creates = [(w.source.id, w.job.deal_id) for w in works if w.action == "create"]
         if creates:
             self.store.mark_creating(creates)
-        for chunk in _chunks(works, DEALS_PER_BATCH):
+        for chunk in _pack(works, lambda w: len(self._commands(w, 0))):
             cmds: dict[str, Command] = {}
             for i, w in enumerate(chunk):
                 cmds.update(self._commands(w, i))
@@ -241,8 +257,7 @@ class Pipeline:
             except RelayError as exc:
                 never_ran = isinstance(exc, NOT_EXECUTED) and not isinstance(exc, ReplyLost)
                 for w in chunk:
-                    if never_ran and w.action == "create":
-                        self.store.forget_creating(w.source.id, w.job.deal_id)
+                    w.result.forget_creating = never_ran and w.action == "create"
                     w.fail(exc)
                 continue
             for i, w in enumerate(chunk):
@@ -254,7 +269,7 @@ class Pipeline:
             try:
                 w.target_id = str(reply.get(f"a{i}"))
             except RelayError as exc:
-                self.store.forget_creating(w.source.id, w.job.deal_id)  # the target refused: nothing exists
+                w.result.forget_creating = True  # the target refused: nothing exists
                 w.fail(exc)
                 return
         else:
@@ -273,11 +288,11 @@ class Pipeline:
             if w.target.rows is not None:
                 reply.get(f"p{i}")
         except RelayError as exc:
-            self.store.set_link(w.source.id, w.job.deal_id, w.target_id, None)  # the deal exists; rows must be redone
+            w.result.link = (w.target_id, None)  # the deal exists; its rows must be written again
             w.result.target_deal_id = w.target_id
             w.fail(exc)
             return
-        self.store.set_link(w.source.id, w.job.deal_id, w.target_id, w.print)
+        w.result.link = (w.target_id, w.print)
         action = "created" if w.action == "create" else "updated"
         w.result.outcome, w.result.target_deal_id = action, w.target_id
         notify = self.config.file.notify
@@ -298,7 +313,7 @@ class Pipeline:
             else:
                 by_source[j.source_id].append(j)
         for source_id, group in by_source.items():
-            for chunk in _chunks(group, 16):  # up to 3 commands each
+            for chunk in _pack(group, lambda j: len(notices.commands(j.payload, ""))):
                 self._notify_chunk(self.sources[source_id], chunk, results)
         return [results[j.id] for j in jobs]
 

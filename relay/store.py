@@ -28,6 +28,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     create_engine,
     event,
     exists,
@@ -40,7 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from relay.models import Enqueued, Job, Link
+from relay.models import Enqueued, Job, Link, Transition
 
 metadata = MetaData()
 
@@ -99,6 +100,24 @@ def _job(row: RowMapping) -> Job:
         outcome=row["outcome"], target_deal_id=row["target_deal_id"], last_error=row["last_error"],
         created_at=row["created_at"], updated_at=row["updated_at"], available_at=row["available_at"],
     )
+
+
+_FINISH = update(jobs).where(jobs.c.id == bindparam("_id")).values(
+    status=bindparam("status"), last_error=bindparam("last_error"), lease_owner=None, lease_until=None,
+    updated_at=bindparam("updated_at"), available_at=bindparam("available_at"), outcome=bindparam("outcome"),
+    target_deal_id=bindparam("target_deal_id"), payload=bindparam("payload"))
+
+
+def _notify_row(t: Transition, now: float) -> dict[str, Any]:
+    return {"kind": "notify", "source_id": t.job.source_id, "deal_id": t.job.deal_id, "status": "pending",
+            "attempts": 0, "events": 1, "trigger": t.job.trigger, "event_token": None,
+            "payload": json.dumps(t.notify, ensure_ascii=False, sort_keys=True), "available_at": now,
+            "created_at": now, "updated_at": now}
+
+
+def _link(row: RowMapping) -> Link:
+    return Link(source_id=row["source_id"], deal_id=row["deal_id"], state=row["state"],
+                target_deal_id=row["target_deal_id"], fingerprint=row["fingerprint"])
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -220,46 +239,97 @@ class Store:
             rows = conn.execute(select(jobs).where(jobs.c.id.in_(ids)).order_by(jobs.c.id)).mappings().all()
             return [_job(r) for r in rows]
 
-    def _finish(self, conn: Connection, job: Job, owner: str, now: float, **values: Any) -> bool:
-        if "payload" in values:
-            values["payload"] = json.dumps(values["payload"], ensure_ascii=False, sort_keys=True)
-        result = conn.execute(update(jobs).where(
-            jobs.c.id == job.id, jobs.c.status == "running", jobs.c.lease_owner == owner
-        ).values(lease_owner=None, lease_until=None, updated_at=now, **values))
-        return result.rowcount == 1
+    def ready(self, kind: str, now: float | None = None) -> tuple[int, float]:
+        """How many ``kind`` jobs are ready, and when the newest of them arrived (0 if none)."""
+        now = time.time() if now is None else now
+        with self.engine.connect() as conn:
+            count, newest = conn.execute(select(func.count(), func.max(jobs.c.updated_at)).where(
+                jobs.c.kind == kind, jobs.c.status == "pending", jobs.c.available_at <= now)).one()
+        return int(count), float(newest or 0.0)
 
-    def _add_notify(self, conn: Connection, job: Job, payload: dict[str, Any], now: float) -> None:
-        conn.execute(insert(jobs).values(
-            kind="notify", source_id=job.source_id, deal_id=job.deal_id, status="pending", attempts=0,
-            events=1, trigger=job.trigger, event_token=None,
-            payload=json.dumps(payload, ensure_ascii=False, sort_keys=True),
-            available_at=now, created_at=now, updated_at=now))
+    def finish(self, owner: str, transitions: Sequence[Transition], now: float | None = None) -> list[bool]:
+        """Record a whole round in one transaction (a few statements, whatever its size).
+
+        Returns, per transition, False when the job's lease was lost (another worker owns it now);
+        facts about the target (links) are recorded either way.
+        """
+        now = time.time() if now is None else now
+        if not transitions:
+            return []
+        with self.engine.begin() as conn:
+            ids = [t.job.id for t in transitions]
+            owned = {r.id for r in conn.execute(select(jobs.c.id).where(
+                jobs.c.id.in_(ids), jobs.c.status == "running", jobs.c.lease_owner == owner))}
+            waiting = self._pending_keys(conn, [t.job for t in transitions if t.status == "pending"])
+            rows = [self._job_values(t, now, waiting) for t in transitions if t.job.id in owned]
+            if rows:
+                conn.execute(_FINISH, rows)
+            self._record_links(conn, transitions, now)
+            notes = [_notify_row(t, now) for t in transitions if t.notify is not None and t.job.id in owned]
+            if notes:
+                conn.execute(insert(jobs), notes)
+        return [t.job.id in owned for t in transitions]
+
+    @staticmethod
+    def _pending_keys(conn: Connection, retried: Sequence[Job]) -> set[tuple[str, str]]:
+        keys = {(j.source_id, j.deal_id) for j in retried if j.kind == "sync"}
+        if not keys:
+            return set()
+        found = conn.execute(select(jobs.c.source_id, jobs.c.deal_id).where(
+            _PENDING_SYNC, jobs.c.deal_id.in_({k[1] for k in keys})))
+        return {(r.source_id, r.deal_id) for r in found} & keys
+
+    @staticmethod
+    def _job_values(t: Transition, now: float, waiting: set[tuple[str, str]]) -> dict[str, Any]:
+        job = t.job
+        status, available, outcome = t.status, job.available_at, t.outcome
+        if status == "pending":
+            available, outcome = now + t.delay, job.outcome
+            if (job.source_id, job.deal_id) in waiting and job.kind == "sync":
+                status = "merged"  # a newer call for this deal waits already; it re-reads anyway
+        payload = t.payload if t.payload is not None else job.payload
+        return {"_id": job.id, "status": status, "last_error": t.error, "updated_at": now, "available_at": available,
+                "outcome": outcome, "target_deal_id": t.target_deal_id or job.target_deal_id,
+                "payload": json.dumps(payload, ensure_ascii=False, sort_keys=True)}
+
+    def _record_links(self, conn: Connection, transitions: Sequence[Transition], now: float) -> None:
+        new = {(t.job.source_id, t.job.deal_id): t.link for t in transitions if t.link is not None}
+        forget = [{"s": t.job.source_id, "d": t.job.deal_id} for t in transitions
+                  if t.link is None and t.forget_creating]
+        if forget:
+            conn.execute(links.delete().where(links.c.source_id == bindparam("s"), links.c.deal_id == bindparam("d"),
+                                              links.c.state == "creating"), forget)
+        if not new:
+            return
+        existing = self._existing_links(conn, list(new))
+        values = [{"s": k[0], "d": k[1], "state": "linked", "target_deal_id": v[0], "fingerprint": v[1],
+                   "updated_at": now} for k, v in new.items()]
+        updates = [v for v in values if (v["s"], v["d"]) in existing]
+        inserts = [{"source_id": v.pop("s"), "deal_id": v.pop("d"), "created_at": now, **v}
+                   for v in values if (v["s"], v["d"]) not in existing]
+        if updates:
+            conn.execute(update(links).where(links.c.source_id == bindparam("s"), links.c.deal_id == bindparam("d"))
+                         .values(state=bindparam("state"), target_deal_id=bindparam("target_deal_id"),
+                                 fingerprint=bindparam("fingerprint"), updated_at=bindparam("updated_at")), updates)
+        if inserts:
+            conn.execute(insert(links), inserts)
+
+    @staticmethod
+    def _existing_links(conn: Connection, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        found = conn.execute(select(links.c.source_id, links.c.deal_id).where(
+            links.c.deal_id.in_({k[1] for k in keys})))
+        return {(r.source_id, r.deal_id) for r in found} & set(keys)
 
     def complete(self, job: Job, owner: str, *, status: str, outcome: str, target_deal_id: str | None = None,
                  error: str | None = None, notify: dict[str, Any] | None = None, now: float | None = None) -> bool:
-        """End a leased job (done / skipped / dead), optionally queueing its notification; False if the lease was lost."""
-        now = time.time() if now is None else now
-        with self.engine.begin() as conn:
-            ok = self._finish(conn, job, owner, now, status=status, outcome=outcome,
-                              target_deal_id=target_deal_id or job.target_deal_id, last_error=error)
-            if ok and notify is not None:
-                self._add_notify(conn, job, notify, now)
-            return ok
+        """End one leased job (done / skipped / dead), optionally queueing its notification."""
+        return self.finish(owner, [Transition(job, status, outcome=outcome, target_deal_id=target_deal_id,
+                                              error=error, notify=notify)], now)[0]
 
     def retry(self, job: Job, owner: str, *, error: str, delay: float, payload: dict[str, Any] | None = None,
               now: float | None = None) -> bool:
-        """Put a leased job back to pending, ready after ``delay`` seconds, keeping the error."""
-        now = time.time() if now is None else now
-        values: dict[str, Any] = {"status": "pending", "available_at": now + delay, "last_error": error}
-        if payload is not None:
-            values["payload"] = payload
-        with self.engine.begin() as conn:
-            try:
-                return self._finish(conn, job, owner, now, **values)
-            except IntegrityError:  # a newer call for this deal is already pending: it re-reads anyway
-                pass
-        with self.engine.begin() as conn:
-            return self._finish(conn, job, owner, now, status="merged", last_error=error)
+        """Put one leased job back to pending, ready after ``delay`` seconds, keeping the error."""
+        return self.finish(owner, [Transition(job, "pending", error=error, delay=delay, payload=payload)], now)[0]
 
     # --- links -------------------------------------------------------------------------------
 
@@ -267,32 +337,42 @@ class Store:
         """The link of a source deal, if any."""
         with self.engine.connect() as conn:
             row = conn.execute(select(links).where(links.c.source_id == source_id, links.c.deal_id == deal_id)).mappings().first()
-        if row is None:
-            return None
-        return Link(source_id=row["source_id"], deal_id=row["deal_id"], state=row["state"],
-                    target_deal_id=row["target_deal_id"], fingerprint=row["fingerprint"])
+        return _link(row) if row is not None else None
 
     def mark_creating(self, keys: Iterable[tuple[str, str]], now: float | None = None) -> None:
         """Record, before sending, that a create is about to be attempted for these deals."""
         now = time.time() if now is None else now
+        keys = list(dict.fromkeys(keys))
         with self.engine.begin() as conn:
-            for source_id, deal_id in keys:
-                found = conn.execute(select(links.c.state).where(
-                    links.c.source_id == source_id, links.c.deal_id == deal_id)).first()
-                if found is None:
-                    conn.execute(insert(links).values(source_id=source_id, deal_id=deal_id, state="creating",
-                                                      created_at=now, updated_at=now))
+            existing = self._existing_links(conn, keys)
+            rows = [{"source_id": s, "deal_id": d, "state": "creating", "created_at": now, "updated_at": now}
+                    for s, d in keys if (s, d) not in existing]
+            if rows:
+                conn.execute(insert(links), rows)
+
+    def links(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Link]:
+        """The links of many source deals at once (missing ones are absent)."""
+        if not keys:
+            return {}
+        wanted = set(keys)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(links).where(links.c.deal_id.in_({k[1] for k in wanted}))).mappings()
+            found = [_link(r) for r in rows]
+        return {(lk.source_id, lk.deal_id): lk for lk in found if (lk.source_id, lk.deal_id) in wanted}
 
     def set_link(self, source_id: str, deal_id: str, target_deal_id: str, fingerprint: str | None,
                  now: float | None = None) -> None:
         """Record the target deal of a source deal and the fingerprint last written to it."""
-        now = time.time() if now is None else now
-        values = {"state": "linked", "target_deal_id": target_deal_id, "fingerprint": fingerprint, "updated_at": now}
         with self.engine.begin() as conn:
-            done = conn.execute(update(links).where(
-                links.c.source_id == source_id, links.c.deal_id == deal_id).values(**values)).rowcount
-            if not done:
-                conn.execute(insert(links).values(source_id=source_id, deal_id=deal_id, created_at=now, **values))
+            self._set_link(conn, (source_id, deal_id), target_deal_id, fingerprint, time.time() if now is None else now)
+
+    def _set_link(self, conn: Connection, key: tuple[str, str], target_deal_id: str, fingerprint: str | None,
+                  now: float) -> None:
+        values = {"state": "linked", "target_deal_id": target_deal_id, "fingerprint": fingerprint, "updated_at": now}
+        done = conn.execute(update(links).where(links.c.source_id == key[0], links.c.deal_id == key[1])
+                            .values(**values)).rowcount
+        if not done:
+            conn.execute(insert(links).values(source_id=key[0], deal_id=key[1], created_at=now, **values))
 
     def forget_creating(self, source_id: str, deal_id: str) -> None:
         """Drop a ``creating`` mark after the target certainly refused the create."""

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from relay import notices
 from relay.config import RelayConfig
 from relay.errors import PermanentError, TransientError
+from relay.models import Transition
 from relay.pipeline import Outcome, Pipeline
 from relay.redact import REDACTOR
 from relay.store import Store
@@ -55,6 +56,7 @@ class Worker:
         """Run one round (ready sync jobs, then ready notify jobs); return how many jobs ran."""
         handled = 0
         for kind, run in (("sync", self.pipeline.sync), ("notify", self.pipeline.notify)):
+            self._linger(kind)
             jobs = self.store.claim(self.owner, kind, limit=self.tuning.batch_size,
                                     lease_seconds=self.tuning.lease_seconds)
             if not jobs:
@@ -67,6 +69,20 @@ class Worker:
             self._apply(outcomes)
             handled += len(jobs)
         return handled
+
+    def _linger(self, kind: str) -> None:
+        """While calls keep arriving, wait (up to 5 × ``linger``) for a full batch instead of
+        spending a request of the portal's budget on a few deals; a lone call waits ``linger``."""
+        linger = self.tuning.linger
+        if linger <= 0:
+            return
+        deadline = time.monotonic() + 5 * linger
+        while time.monotonic() < deadline:
+            count, newest = self.store.ready(kind)
+            quiet = time.time() - newest
+            if count == 0 or count >= self.tuning.batch_size or quiet >= linger:
+                return
+            time.sleep(min(linger - quiet, 0.02))
 
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set, sleeping on ``wake`` (or the poll interval) when idle."""
@@ -95,22 +111,29 @@ class Worker:
     # --- outcomes ----------------------------------------------------------------------------
 
     def _apply(self, outcomes: Sequence[Outcome]) -> None:
-        for o in outcomes:
-            job = o.job
-            if o.status == "done":
-                ok = self.store.complete(job, self.owner, status="done", outcome=o.outcome,
-                                         target_deal_id=o.target_deal_id, notify=o.notify)
-                log.info("job %s %s %s/%s: %s%s", job.id, job.kind, job.source_id, job.deal_id, o.outcome,
-                         f" -> target deal {o.target_deal_id}" if o.target_deal_id else "")
-            elif o.status == "skipped":
-                ok = self.store.complete(job, self.owner, status="skipped", outcome="skipped", error=o.outcome)
-                log.info("job %s skipped %s/%s: %s", job.id, job.source_id, job.deal_id, o.outcome)
-            else:
-                ok = self._failed(o)
-            if not ok:
+        transitions = [self._transition(o) for o in outcomes]
+        for t, owned in zip(transitions, self.store.finish(self.owner, transitions)):
+            job = t.job
+            if not owned:
                 log.warning("job %s: lease lost before it finished; another worker owns it now", job.id)
+            elif t.status == "done":
+                log.info("job %s %s %s/%s: %s%s", job.id, job.kind, job.source_id, job.deal_id, t.outcome,
+                         f" -> target deal {t.target_deal_id}" if t.target_deal_id else "")
+            elif t.status == "skipped":
+                log.info("job %s skipped %s/%s: %s", job.id, job.source_id, job.deal_id, t.error)
+            elif t.status == "dead":
+                log.error("job %s %s %s/%s dead: %s", job.id, job.kind, job.source_id, job.deal_id, t.error)
+            else:
+                log.warning("job %s %s/%s attempt %d failed, retry in %.1fs: %s", job.id, job.source_id,
+                            job.deal_id, job.attempts, t.delay, t.error)
 
-    def _failed(self, o: Outcome) -> bool:
+    def _transition(self, o: Outcome) -> Transition:
+        common = {"link": o.link, "forget_creating": o.forget_creating}
+        if o.status == "done":
+            return Transition(o.job, "done", outcome=o.outcome, target_deal_id=o.target_deal_id, notify=o.notify,
+                              **common)
+        if o.status == "skipped":
+            return Transition(o.job, "skipped", outcome="skipped", error=o.outcome, **common)
         job, error = o.job, o.error or RuntimeError("unknown failure")
         reason = describe(error)
         transient = not isinstance(error, PermanentError)
@@ -121,17 +144,14 @@ class Worker:
             retry_after = getattr(error, "retry_after", None)
             if retry_after:
                 delay = max(delay, float(retry_after))
-            log.warning("job %s %s/%s attempt %d failed, retry in %.1fs: %s", job.id, job.source_id, job.deal_id,
-                        job.attempts, delay, reason)
-            return self.store.retry(job, self.owner, error=reason, delay=delay, payload=o.payload)
+            return Transition(job, "pending", error=reason, delay=delay, payload=o.payload, **common)
         if transient:
             reason = f"gave up after {job.attempts} attempts: {reason}"
-        log.error("job %s %s %s/%s dead: %s", job.id, job.kind, job.source_id, job.deal_id, reason)
         notify = None
         if job.kind == "sync":
             cfg = self.config.file.notify
             notify = notices.failure_notice(deal_id=job.deal_id, reason=reason, deal=o.deal,
                                             event_token=job.event_token, comment=cfg.comment,
                                             notify_user=cfg.notify_user)
-        return self.store.complete(job, self.owner, status="dead", outcome="dead", error=reason,
-                                   target_deal_id=o.target_deal_id, notify=notify)
+        return Transition(job, "dead", outcome="dead", error=reason, target_deal_id=o.target_deal_id,
+                          notify=notify, **common)

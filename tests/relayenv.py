@@ -32,7 +32,7 @@ ROWS = [
 
 
 def write_config(folder: Path, source: EmulatedPortal, target: EmulatedPortal, *, mapping: str | None = None,
-                 extra: str = "") -> Path:
+                 extra: str = "", batch_size: int = 25) -> Path:
     """relay.yaml for these portals (secrets from the environment), with the example mapping."""
     (folder / "mappings").mkdir(parents=True, exist_ok=True)
     if mapping is None:
@@ -59,6 +59,8 @@ calls:
   attempts: 2
   backoff: 0.01
 worker:
+  linger: 0
+  batch_size: {batch_size}
   backoff_base: 0.05
   backoff_max: 0.2
   max_attempts: 5
@@ -119,7 +121,8 @@ class RelayEnv:
             return [" ".join(str(v) for v in row) for row in conn.execute(jobs.select())]
 
 
-def start(tmp: Path, *, mapping: str | None = None, extra: str = "", rate: float = 50.0, burst: int = 50) -> RelayEnv:
+def start(tmp: Path, *, mapping: str | None = None, extra: str = "", rate: float = 50.0, burst: int = 50,
+          batch_size: int = 25) -> RelayEnv:
     """Start portals and a relay; the caller stops them with stop()."""
     scfg, tcfg = default_source_config(), default_target_config()
     scfg.secret, tcfg.secret = SOURCE_SECRET, TARGET_SECRET
@@ -128,7 +131,7 @@ def start(tmp: Path, *, mapping: str | None = None, extra: str = "", rate: float
     source, target = EmulatedPortal(scfg), EmulatedPortal(tcfg)
     source.start()
     target.start()
-    path = write_config(tmp, source, target, mapping=mapping, extra=extra)
+    path = write_config(tmp, source, target, mapping=mapping, extra=extra, batch_size=batch_size)
     config = load_config(path, env_for(source, target))
     relay = build(config, Store(f"sqlite:///{tmp}/relay.db"))
     server = serve_in_thread(relay.app())

@@ -43,3 +43,53 @@ def test_hold_method_until_reset() -> None:
     assert pacer.acquire("crm.deal.get") == 0.0
     assert pacer.acquire("crm.deal.list") >= 30.0
     assert pacer.acquire("crm.deal.list") == 0.0
+
+
+def test_after_503_rate_halves_then_recovers_gradually() -> None:
+    clock = FakeClock()
+    pacer = Pacer(rate=2.0, burst=10, margin=0, recovery=0.05, clock=clock, wall=clock, sleep=clock.sleep)
+    for _ in range(10):
+        pacer.acquire()
+    pacer.penalize()
+    assert pacer.factor == 0.5 and pacer.rejections == 1
+    start = clock.now
+    for _ in range(4):
+        pacer.acquire()
+    slowed = (clock.now - start) / 4
+    assert slowed > 0.5 * 1.5  # clearly slower than the nominal 0.5 s per request
+    clock.now += 20  # quiet for a while: full rate again
+    for _ in range(10):  # use up what drained meanwhile
+        pacer.acquire()
+    assert pacer.factor == 1.0
+    start = clock.now
+    for _ in range(10):
+        pacer.acquire()
+    assert abs((clock.now - start) / 10 - 0.5) < 0.01
+
+
+def test_shared_by_threads_never_exceeds_the_bucket() -> None:
+    import threading
+    import time
+
+    pacer = Pacer(rate=200.0, burst=20, margin=0)
+    stamps: list[float] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        for _ in range(15):
+            pacer.acquire()
+            with lock:
+                stamps.append(time.monotonic())
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stamps.sort()
+    # replay the stamps through Bitrix24's own bucket: it must never overflow
+    level, last = 0.0, stamps[0]
+    for t in stamps:
+        level = max(0.0, level - (t - last) * 200.0) + 1
+        last = t
+        assert level <= 20 + 1e-6

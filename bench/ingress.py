@@ -1,0 +1,938 @@
+"""Ingress benchmark: how fast does ``POST /b24/<source_id>`` store Bitrix24 events, and is any lost?
+
+Not part of the test suite.  Run from the repository root::
+
+    .venv/bin/python bench/ingress.py                      # both modes + trivial-app baseline
+    .venv/bin/python bench/ingress.py --mode max --workers 4 --threads 8
+    .venv/bin/python bench/ingress.py --mode rate --rate 300 --duration 10 --no-baseline
+
+Method
+------
+1. A temporary directory gets a ``relay.yaml`` (one target, one source ``partner`` with an
+   ``application_token`` and a ``robot_key``; webhook URLs point at 127.0.0.1 ports where nothing
+   listens, since only ingress is measured and no queue worker runs), a copy of
+   ``config/mappings/partner.yaml`` and a SQLite database (created with :class:`relay.store.Store`,
+   so the PRAGMAs are the relay's own: WAL, ``synchronous=FULL``, ``BEGIN IMMEDIATE``).
+2. The handler runs under **gunicorn** exactly as deployed (``gunicorn --worker-class gthread
+   --threads T --workers W wsgi:app``, cwd = repository root, ``RELAY_CONFIG``,
+   ``RELAY_DATABASE_URL``, ``RELAY_LOG_LEVEL=WARNING``).  The benchmark waits for ``GET /healthz``
+   = 200 and for every gunicorn worker process, then warms the workers up with a few hundred POSTs
+   (on their own deal ids, excluded from the checks).
+3. Bodies are real Bitrix24 outgoing-webhook events: ``build_query(event_payload(...,
+   "ONCRMDEALUPDATE", deal_id, token))`` from :mod:`relay.emulator` — form-encoded, percent-encoded
+   brackets, ``auth[...]`` block included.  The body is built once with a marker deal id and the
+   marker is replaced per request (same bytes as calling ``event_payload`` each time).  Deal ids
+   mix distinct deals and repeats: request ``k`` is about deal ``base + k // 2`` (so most deals get
+   two consecutive calls, sent concurrently), except every 4th request (``k % 4 == 3``), which goes
+   to one of 64 "hot" deals — repeats that merge into the deal's pending job.  Each phase uses its
+   own ``base``, so each phase is checked on its own rows.
+4. Two modes (``--mode both`` runs both):
+
+   * **max** (closed loop): ``--concurrency`` keep-alive connections each send the next request as
+     soon as the previous answer arrived, until ``--requests`` answers → requests/s.  Driven by
+     ``wrk`` (Debian package ``wrk``; a Lua script builds the same bodies, collects every answer's
+     ``job_id`` and stops each wrk thread after its share of POSTs) when it is installed, else by a
+     Python asyncio client on raw keep-alive streams.  ``--loadgen`` forces one.
+   * **rate** (open loop, always the Python asyncio client): request ``k`` is *scheduled* at
+     ``t0 + k / rate`` and sent then on an idle keep-alive connection (a new one is opened when all
+     are busy), whether or not earlier answers arrived; latency is measured **from the scheduled
+     time**, so time spent queueing anywhere (client, kernel backlog, gunicorn, SQLite lock) counts.
+     "loadgen lag" is how late the client itself sent (should be ~0: if not, the client is the
+     bottleneck and the latencies are pessimistic).
+
+5. After each phase the benchmark stops sending and opens the database with
+   :class:`relay.store.Store`: for that phase's deals, the set of ``job_id`` values answered must
+   equal the set of sync jobs stored, the sum of their ``events`` column must equal the number of
+   200 answers, and there must be no non-200 answer.  ``stored: X/Y, lost: Z`` means X of the Y
+   acknowledged calls are in the database (``events`` summed), Z acknowledged calls are missing.
+6. The same measurements are repeated against a **baseline**: a trivial WSGI app in this file
+   (:func:`trivial_app`: reads the body, answers a small JSON 200, touches no database) under the
+   same gunicorn settings and load generator.  It is the ceiling of "gunicorn + this machine + this
+   load generator", so ``relay/baseline`` ratios say how much of that ceiling the relay keeps and
+   are comparable across machines where absolute numbers are not.
+
+Reading the output
+------------------
+Each phase prints one block: requests/s (max) or p50/p90/p99/max latency in ms (rate), non-200
+answers and transport errors, CPU used by the gunicorn processes and by the load generator in
+"cores" (CPU seconds / wall seconds; this machine has ``os.cpu_count()`` of them — a server near
+that number is CPU-bound, a load generator near 1 is too slow), then the ``stored/lost`` line.
+The final table puts relay and baseline side by side with their ratio, followed by the project's
+targets (ingress ≥ 1,000 requests/s, p99 < 20 ms at 300 requests/s, nothing lost) marked PASS/FAIL.
+
+Exit status: 0 when nothing was lost and every request got a 200; 1 otherwise (lost calls,
+non-200 answers or transport errors); with ``--require-targets`` also 3 when a target is missed;
+2 for a setup failure (gunicorn did not start, ...).
+
+Safety: all traffic goes to 127.0.0.1; every loop is bounded by a request count and a deadline;
+gunicorn (its own process group) is stopped at the end, on errors and on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import math
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+APP_TOKEN = "bench-app-token-0123456789abcdef"
+ROBOT_KEY = "bench-robot-key-0123456789abcdef"
+SOURCE_ID = "partner"
+PATH = f"/b24/{SOURCE_ID}"
+FORM = "application/x-www-form-urlencoded"
+USER_AGENT = "Bitrix24 Webhook Engine"
+#: the marker deal id replaced per request in the pre-built body
+MARKER = 987654321
+#: number of "hot" deals that every 4th request goes to
+HOT_DEALS = 64
+#: each phase's deal ids live in [base, base + PHASE_SPAN); hot deals at base + HOT_OFFSET
+PHASE_SPAN = 10_000_000
+HOT_OFFSET = 9_000_000
+WARMUP_BASE = 90 * PHASE_SPAN
+#: the client drops a keep-alive connection idle longer than this (gunicorn's keepalive is 2 s)
+IDLE_MAX = 1.0
+
+
+# ------------------------------------------------------------------------------------------------
+# the trivial baseline app (imported by gunicorn as bench.ingress:trivial_app)
+# ------------------------------------------------------------------------------------------------
+
+def trivial_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """A WSGI app that reads the request body and answers a small JSON 200; no parsing, no database."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if length:
+        environ["wsgi.input"].read(length)
+    if environ.get("PATH_INFO") == "/healthz":
+        body = b'{"status":"ok"}'
+    else:
+        body = b'{"deal_id":"0","job_id":0,"merged":false,"ok":true}'
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+# ------------------------------------------------------------------------------------------------
+# request bodies and deal ids
+# ------------------------------------------------------------------------------------------------
+
+def deal_for(k: int, base: int) -> int:
+    """The deal id of request ``k`` of a phase (the wrk Lua script computes the same)."""
+    if k % 4 == 3:
+        return base + HOT_OFFSET + (k // 4) % HOT_DEALS
+    return base + k // 2
+
+
+def body_template() -> tuple[bytes, bytes]:
+    """``(before, after)`` the deal id in a real ``ONCRMDEALUPDATE`` form body (emulator's format)."""
+    from relay.emulator import PortalConfig, event_payload
+    from relay.phpquery import build_query
+
+    portal = PortalConfig(domain="partner.bitrix24.test", application_token=APP_TOKEN)
+    body = build_query(event_payload(portal, "ONCRMDEALUPDATE", MARKER, APP_TOKEN, ts=int(time.time())))
+    assert body.count(str(MARKER)) == 1, "marker deal id must occur once"
+    before, after = body.split(str(MARKER))
+    return before.encode(), after.encode()
+
+
+class RequestFactory:
+    """Builds the raw HTTP/1.1 request bytes for request ``k`` of a phase."""
+
+    def __init__(self, port: int, base: int) -> None:
+        self.before, self.after = body_template()
+        self.base = base
+        self.head = (f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: {USER_AGENT}\r\n"
+                     f"Content-Type: {FORM}\r\nAccept: */*\r\n").encode()
+
+    def __call__(self, k: int) -> bytes:
+        body = self.before + str(deal_for(k, self.base)).encode() + self.after
+        return self.head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+# ------------------------------------------------------------------------------------------------
+# results
+# ------------------------------------------------------------------------------------------------
+
+@dataclass
+class Results:
+    """What one phase observed on the client side."""
+
+    label: str
+    loadgen: str
+    sent: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    answers: list[tuple[int, bool]] = field(default_factory=list)  # (job_id, merged) of 200 answers
+    latencies: list[float] = field(default_factory=list)  # seconds
+    lags: list[float] = field(default_factory=list)  # seconds the client sent late (rate mode)
+    wall: float = 0.0
+    server_cpu: float = 0.0
+    loadgen_cpu: float = 0.0
+    wrk_latency_ms: dict[float, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> int:
+        """Number of 200 answers."""
+        return self.statuses.get(200, 0)
+
+    @property
+    def non_200(self) -> int:
+        """Answers with another status."""
+        return sum(n for s, n in self.statuses.items() if s != 200)
+
+    @property
+    def answered(self) -> int:
+        """Requests that got any HTTP answer."""
+        return sum(self.statuses.values())
+
+    @property
+    def rps(self) -> float:
+        """Answered requests per second of wall time."""
+        return self.answered / self.wall if self.wall > 0 else 0.0
+
+    def record(self, status: int, body: bytes) -> None:
+        """Count one HTTP answer and keep its job id."""
+        self.statuses[status] += 1
+        if status == 200:
+            m = _JOB.search(body)
+            if m:
+                self.answers.append((int(m.group(1)), _MERGED.search(body) is not None))
+
+    def percentile_ms(self, q: float) -> float:
+        """Nearest-rank percentile of the latencies in ms (wrk's own when wrk ran)."""
+        if not self.latencies:
+            return self.wrk_latency_ms.get(q, math.nan)
+        data = sorted(self.latencies)
+        return data[max(0, math.ceil(q / 100 * len(data)) - 1)] * 1000
+
+
+_JOB = re.compile(rb'"job_id":\s*(\d+)')
+_MERGED = re.compile(rb'"merged":\s*true')
+
+
+# ------------------------------------------------------------------------------------------------
+# the Python asyncio load generator (raw HTTP/1.1 over keep-alive streams)
+# ------------------------------------------------------------------------------------------------
+
+class Conn:
+    """One keep-alive connection."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.last_used = time.monotonic()
+
+    @classmethod
+    async def open(cls, port: int) -> Conn:
+        """Connect to 127.0.0.1:port with TCP_NODELAY."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return cls(reader, writer)
+
+    async def roundtrip(self, request: bytes) -> tuple[int, bytes, bool]:
+        """Send one request; return (status, body, keep-alive)."""
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split(b" ", 2)[1])
+        length, keep = 0, True
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"connection" and value.strip().lower() == b"close":
+                keep = False
+        body = await self.reader.readexactly(length) if length else b""
+        self.last_used = time.monotonic()
+        return status, body, keep
+
+    def close(self) -> None:
+        """Close without waiting."""
+        self.writer.close()
+
+
+async def closed_loop(port: int, make: Callable[[int], bytes], total: int, concurrency: int,
+                      timeout: float, deadline: float, res: Results) -> None:
+    """``concurrency`` clients send ``total`` requests back to back (max-throughput mode)."""
+    counter = itertools.count()
+
+    async def client() -> None:
+        conn: Conn | None = None
+        while True:
+            k = next(counter)
+            if k >= total or time.monotonic() > deadline:
+                break
+            request = make(k)
+            started = time.perf_counter()
+            res.sent += 1
+            try:
+                if conn is None:
+                    conn = await asyncio.wait_for(Conn.open(port), timeout)
+                status, body, keep = await asyncio.wait_for(conn.roundtrip(request), timeout)
+            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
+                res.errors[type(exc).__name__] += 1
+                if conn is not None:
+                    conn.close()
+                conn = None
+                continue
+            res.latencies.append(time.perf_counter() - started)
+            res.record(status, body)
+            if not keep:
+                conn.close()
+                conn = None
+        if conn is not None:
+            conn.close()
+
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+
+
+async def open_loop(port: int, make: Callable[[int], bytes], rate: float, duration: float,
+                    timeout: float, max_conns: int, res: Results) -> None:
+    """Send ``rate * duration`` requests, request ``k`` at ``t0 + k / rate`` (fixed-rate mode)."""
+    total = max(1, int(rate * duration))
+    idle: list[Conn] = []
+    slots = asyncio.Semaphore(max_conns)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def one(k: int, scheduled: float) -> None:
+        async with slots:
+            conn: Conn | None = None
+            while idle and conn is None:
+                candidate = idle.pop()
+                if time.monotonic() - candidate.last_used < IDLE_MAX:
+                    conn = candidate
+                else:
+                    candidate.close()
+            request = make(k)
+            res.lags.append(max(0.0, time.perf_counter() - scheduled))
+            res.sent += 1
+            try:
+                if conn is None:
+                    conn = await asyncio.wait_for(Conn.open(port), timeout)
+                status, body, keep = await asyncio.wait_for(conn.roundtrip(request), timeout)
+            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
+                res.errors[type(exc).__name__] += 1
+                if conn is not None:
+                    conn.close()
+                return
+            res.latencies.append(time.perf_counter() - scheduled)
+            res.record(status, body)
+            if keep:
+                idle.append(conn)
+            else:
+                conn.close()
+
+    t0 = time.perf_counter() + 0.05
+    for k in range(total):
+        scheduled = t0 + k / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(one(k, scheduled))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    if tasks:
+        await asyncio.wait(set(tasks), timeout=timeout + 5)
+    for task in list(tasks):
+        task.cancel()
+    for conn in idle:
+        conn.close()
+
+
+def run_python_closed(port: int, base: int, total: int, concurrency: int, timeout: float,
+                      max_seconds: float, label: str, server: Server | None = None) -> Results:
+    """Max-throughput phase with the Python client."""
+    res = Results(label=label, loadgen=f"python asyncio ({concurrency} keep-alive connections)")
+    make = RequestFactory(port, base)
+    cpu0, srv0, t0 = time.process_time(), server.cpu_seconds() if server else 0.0, time.perf_counter()
+    asyncio.run(closed_loop(port, make, total, concurrency, timeout, time.monotonic() + max_seconds, res))
+    res.wall = time.perf_counter() - t0
+    res.loadgen_cpu = time.process_time() - cpu0
+    res.server_cpu = (server.cpu_seconds() - srv0) if server else 0.0
+    return res
+
+
+def run_python_open(port: int, base: int, rate: float, duration: float, timeout: float,
+                    label: str, server: Server) -> Results:
+    """Fixed-rate phase with the Python client (open loop)."""
+    res = Results(label=label, loadgen="python asyncio open loop")
+    make = RequestFactory(port, base)
+    cpu0, srv0, t0 = time.process_time(), server.cpu_seconds(), time.perf_counter()
+    asyncio.run(open_loop(port, make, rate, duration, timeout, 512, res))
+    res.wall = time.perf_counter() - t0
+    res.loadgen_cpu = time.process_time() - cpu0
+    res.server_cpu = server.cpu_seconds() - srv0
+    return res
+
+
+# ------------------------------------------------------------------------------------------------
+# the wrk load generator (max mode)
+# ------------------------------------------------------------------------------------------------
+
+def _lua_str(data: bytes) -> str:
+    """A Lua string literal for ``data``."""
+    out = []
+    for b in data:
+        c = chr(b)
+        if c in '\\"' or b < 32 or b > 126:
+            out.append(f"\\{b:03d}")
+        else:
+            out.append(c)
+    return '"' + "".join(out) + '"'
+
+
+_WRK_LUA = r"""
+-- generated by bench/ingress.py: real ONCRMDEALUPDATE bodies, answers collected per thread
+local before, after = %(before)s, %(after)s
+local base, hot_base, hot_n, nthreads, total = %(base)d, %(hot_base)d, %(hot_n)d, %(nthreads)d, %(total)d
+local path, donefile = "%(path)s", "%(donefile)s"
+local threads, next_tid = {}, 0
+
+function setup(thread)
+  thread:set("tid", next_tid)
+  local q = math.floor(total / nthreads)
+  if next_tid < total %% nthreads then q = q + 1 end
+  thread:set("quota", q)
+  next_tid = next_tid + 1
+  table.insert(threads, thread)
+end
+
+function init(args)
+  sent, got, others = 0, 0, 0
+  primed = tid ~= 0  -- wrk calls thread 0's request() once before starting, to check it: not sent
+  ids, statuses = {}, {}
+  hdrs = {["Content-Type"] = "%(form)s", ["User-Agent"] = "%(agent)s"}
+  probe = wrk.format("GET", "/healthz")
+end
+
+function request()
+  if not primed then primed = true; return probe end
+  if sent >= quota then return probe end  -- stores nothing; keeps other connections busy until done
+  local k = tid + sent * nthreads
+  sent = sent + 1
+  local deal
+  if k %% 4 == 3 then deal = hot_base + (math.floor(k / 4) %% hot_n) else deal = base + math.floor(k / 2) end
+  return wrk.format("POST", path, hdrs, before .. string.format("%%d", deal) .. after)
+end
+
+function response(status, headers, body)
+  if string.find(body, '"ok":', 1, true) then  -- an answer to a POST (not a /healthz probe)
+    got = got + 1
+    statuses[status] = (statuses[status] or 0) + 1
+    local id = string.match(body, '"job_id":%%s*(%%d+)')
+    if id then
+      if string.find(body, '"merged":%%s*true') then id = id .. "m" end
+      ids[#ids + 1] = id
+    end
+    if got >= quota then  -- tell bench/ingress.py (it ends wrk with SIGINT), stop this thread
+      local f = io.open(donefile, "a")
+      f:write(tid .. "\n")
+      f:close()
+      wrk.thread:stop()
+    end
+  else
+    others = others + 1
+  end
+end
+
+function done(summary, latency, requests)
+  for _, t in ipairs(threads) do
+    io.write("IDS " .. table.concat(t:get("ids"), " ") .. "\n")
+    for s, n in pairs(t:get("statuses")) do io.write(string.format("STATUS %%d %%d\n", s, n)) end
+    io.write(string.format("SENT %%d\n", t:get("sent")))
+  end
+  local e = summary.errors
+  io.write(string.format("SUMMARY %%d %%d %%d %%d %%d %%d\n", summary.duration, e.connect, e.read, e.write,
+                         e.status, e.timeout))
+  for _, p in ipairs({50, 90, 99}) do
+    io.write(string.format("LAT %%g %%d\n", p, latency:percentile(p)))
+  end
+  io.write(string.format("LAT 100 %%d\n", latency.max))
+end
+"""
+
+
+def wrk_version(wrk: str) -> str:
+    """``wrk 4.1.0`` or just ``wrk``."""
+    try:
+        out = subprocess.run([wrk, "--version"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return "wrk"
+    m = re.search(r"wrk\s+(\S+)", out.stdout + out.stderr)
+    return f"wrk {m.group(1)}" if m else "wrk"
+
+
+def run_wrk(wrk: str, port: int, base: int, total: int, concurrency: int, timeout: float,
+            max_seconds: float, label: str, server: Server, workdir: Path) -> Results:
+    """Max-throughput phase with wrk: each wrk thread stops after its share of POST answers."""
+    nthreads = max(1, min(os.cpu_count() or 2, concurrency))
+    before, after = body_template()
+    script = workdir / f"wrk-{base}.lua"
+    donefile = workdir / f"wrk-{base}.done"
+    donefile.write_text("")
+    script.write_text(_WRK_LUA % {
+        "before": _lua_str(before), "after": _lua_str(after), "base": base, "hot_base": base + HOT_OFFSET,
+        "hot_n": HOT_DEALS, "nthreads": nthreads, "total": total, "path": PATH, "form": FORM, "agent": USER_AGENT,
+        "donefile": donefile,
+    })
+    res = Results(label=label, loadgen=f"{wrk_version(wrk)} ({nthreads} threads, {concurrency} keep-alive connections)")
+    cmd = [wrk, "-t", str(nthreads), "-c", str(concurrency), "-d", f"{int(max_seconds)}s",
+           "--timeout", f"{int(math.ceil(timeout))}s", "-s", str(script), f"http://127.0.0.1:{port}{PATH}"]
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    srv0, t0 = server.cpu_seconds(), time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # wrk's main thread sleeps for the whole -d even when every thread stopped: end it early
+        # (SIGINT makes wrk stop, then print its results) once each thread reported its quota done
+        deadline = time.monotonic() + max_seconds + 5
+        while proc.poll() is None and time.monotonic() < deadline:
+            if len(donefile.read_text().split()) >= nthreads:
+                proc.send_signal(signal.SIGINT)
+                break
+            time.sleep(0.002)
+        out, err = proc.communicate(timeout=max_seconds + 30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    wall = time.perf_counter() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    res.server_cpu = server.cpu_seconds() - srv0
+    res.loadgen_cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    if proc.returncode != 0 and "SUMMARY" not in out:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {err.strip()[-500:]}")
+    res.wall = wall
+    for line in out.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0] == "IDS":
+            for tok in parts[1:]:
+                res.answers.append((int(tok.rstrip("m")), tok.endswith("m")))
+        elif parts[0] == "STATUS":
+            res.statuses[int(parts[1])] += int(parts[2])
+        elif parts[0] == "SENT":
+            res.sent += int(parts[1])
+        elif parts[0] == "SUMMARY":
+            res.wall = int(parts[1]) / 1e6
+            for name, n in zip(("connect", "read", "write", "status", "timeout"), parts[2:]):
+                if int(n) and name != "status":  # wrk's "status" = non-2xx, already in statuses
+                    res.errors[f"wrk {name}"] += int(n)
+        elif parts[0] == "LAT":
+            res.wrk_latency_ms[float(parts[1])] = int(parts[2]) / 1000
+    return res
+
+
+# ------------------------------------------------------------------------------------------------
+# gunicorn
+# ------------------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def gunicorn_path() -> str:
+    """The venv's gunicorn (the repository's .venv, else next to this interpreter, else PATH)."""
+    for candidate in (ROOT / ".venv/bin/gunicorn", Path(sys.executable).parent / "gunicorn"):
+        if candidate.is_file():
+            return str(candidate)
+    found = shutil.which("gunicorn")
+    if not found:
+        raise SystemExit("gunicorn not found: run from the repository with .venv installed")
+    return found
+
+
+def _proc_cpu(pid: int) -> float:
+    """utime + stime of a process in seconds (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (scans /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid:
+            out.append(int(entry))
+    return out
+
+
+class Server:
+    """A gunicorn master started by this benchmark, in its own process group."""
+
+    def __init__(self, name: str, app: str, workers: int, threads: int, env: dict[str, str], log: Path) -> None:
+        self.name, self.log, self.workers = name, log, workers
+        self.port = free_port()
+        cmd = [gunicorn_path(), "--bind", f"127.0.0.1:{self.port}", "--worker-class", "gthread",
+               "--threads", str(threads), "--workers", str(workers), app]
+        self._log = log.open("wb")
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait for ``GET /healthz`` = 200 and for all worker processes."""
+        deadline = time.monotonic() + timeout
+        url = f"http://127.0.0.1:{self.port}/healthz"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name}: gunicorn exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as reply:
+                    if reply.status == 200 and len(_children(self.proc.pid)) >= self.workers:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name}: /healthz not 200 within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds used so far by the master and its workers."""
+        return _proc_cpu(self.proc.pid) + sum(_proc_cpu(c) for c in _children(self.proc.pid))
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last lines of gunicorn's output."""
+        self._log.flush()
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """SIGTERM the group, then SIGKILL it if it is still there after 10 s."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(timeout=5)
+        self._log.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# the environment: relay.yaml, mapping, database
+# ------------------------------------------------------------------------------------------------
+
+def write_config(folder: Path) -> Path:
+    """A relay.yaml with one target and one source ``partner``; webhooks point where nothing listens."""
+    (folder / "mappings").mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "config/mappings/partner.yaml", folder / "mappings/partner.yaml")
+    dead = free_port()  # nothing listens there: the worker is not run, only ingress is measured
+    path = folder / "relay.yaml"
+    path.write_text(f"""# written by bench/ingress.py
+target:
+  webhook_url: http://127.0.0.1:{dead}/rest/1/benchtargetsecret/
+sources:
+  - id: {SOURCE_ID}
+    webhook_url: http://127.0.0.1:{dead}/rest/1/benchsourcesecret/
+    application_token: {APP_TOKEN}
+    robot_key: {ROBOT_KEY}
+    mapping: mappings/partner.yaml
+""")
+    return path
+
+
+@dataclass
+class StoreCheck:
+    """Answers of one phase compared with the stored sync jobs of that phase's deals."""
+
+    acked: int  # 200 answers with a job id
+    stored: int  # sum of events of the phase's jobs
+    jobs_answered: int
+    jobs_stored: int
+    missing_jobs: int  # answered job ids not in the database
+    extra_jobs: int  # stored jobs no answer named (e.g. the client timed out)
+    created_answers: int  # answers with merged=false
+
+    @property
+    def lost(self) -> int:
+        """Acknowledged calls not found in the database."""
+        return max(0, self.acked - self.stored) + (self.missing_jobs if self.stored >= self.acked else 0)
+
+    def line(self) -> str:
+        """``stored: X/Y, lost: Z`` plus the job-level detail."""
+        shown = min(self.stored, self.acked)
+        text = (f"stored: {shown}/{self.acked}, lost: {self.lost}   (jobs: {self.jobs_answered} answered, "
+                f"{self.jobs_stored} in database, {self.missing_jobs} missing")
+        if self.stored > self.acked or self.extra_jobs:
+            text += f"; {self.stored - self.acked} stored calls without a 200 answer, {self.extra_jobs} such jobs"
+        if self.created_answers != self.jobs_stored:
+            text += f"; NOTE {self.created_answers} answers said merged=false"
+        return text + ")"
+
+
+def check_store(db_url: str, base: int, res: Results) -> StoreCheck:
+    """Compare ``res``'s 200 answers with the sync jobs stored for deals in [base, base + PHASE_SPAN)."""
+    from sqlalchemy import select
+
+    from relay.store import Store, jobs
+
+    store = Store(db_url)
+    try:
+        with store.engine.connect() as conn:
+            rows = conn.execute(select(jobs.c.id, jobs.c.deal_id, jobs.c.events).where(jobs.c.kind == "sync")).all()
+    finally:
+        store.close()
+    mine = {r.id: r.events for r in rows if base <= int(r.deal_id) < base + PHASE_SPAN}
+    answered = {job_id for job_id, _ in res.answers}
+    return StoreCheck(
+        acked=len(res.answers), stored=sum(mine.values()), jobs_answered=len(answered), jobs_stored=len(mine),
+        missing_jobs=len(answered - mine.keys()), extra_jobs=len(mine.keys() - answered),
+        created_answers=sum(1 for _, merged in res.answers if not merged),
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# reporting
+# ------------------------------------------------------------------------------------------------
+
+@dataclass
+class Phase:
+    """One measured phase: its results and (relay only) its store check."""
+
+    target: str  # "relay" | "baseline"
+    mode: str  # "max" | "rate"
+    res: Results
+    check: StoreCheck | None = None
+
+    @property
+    def clean(self) -> bool:
+        """No non-200, no transport error, nothing lost."""
+        lost = self.check.lost + self.check.missing_jobs if self.check else 0
+        return self.res.non_200 == 0 and not self.res.errors and lost == 0
+
+
+def _errors_text(res: Results) -> str:
+    parts = [f"non-200: {res.non_200}" + (f" {dict(sorted(res.statuses.items()))}" if res.non_200 else "")]
+    parts.append("transport errors: " + (", ".join(f"{k} {v}" for k, v in res.errors.items()) or "0"))
+    return "; ".join(parts)
+
+
+def print_phase(p: Phase, cores: int) -> None:
+    """One block per phase."""
+    r = p.res
+    cpu = (f"CPU: server {r.server_cpu / r.wall:.2f} cores, load generator {r.loadgen_cpu / r.wall:.2f} cores "
+           f"(of {cores})" if r.wall > 0 else "")
+    if p.mode == "max":
+        print(f"    {r.rps:,.0f} requests/s  ({r.answered} answers in {r.wall:.2f} s; latency p50 "
+              f"{r.percentile_ms(50):.1f} ms, p99 {r.percentile_ms(99):.1f} ms)")
+    else:
+        lag = sorted(r.lags)[max(0, math.ceil(0.99 * len(r.lags)) - 1)] * 1000 if r.lags else math.nan
+        print(f"    latency from scheduled send: p50 {r.percentile_ms(50):.1f}  p90 {r.percentile_ms(90):.1f}  "
+              f"p99 {r.percentile_ms(99):.1f}  max {r.percentile_ms(100):.1f} ms  "
+              f"({r.answered} answers, {r.rps:,.0f}/s achieved; loadgen lag p99 {lag:.1f} ms)")
+    print(f"    {_errors_text(r)}")
+    print(f"    {cpu}")
+    if p.check is not None:
+        print(f"    {p.check.line()}")
+
+
+def _fmt(value: float, spec: str) -> str:
+    return "-" if value is None or math.isnan(value) else format(value, spec)
+
+
+def print_summary(phases: list[Phase], args: argparse.Namespace, loadgens: dict[str, str]) -> bool:
+    """The final table and target verdicts; returns True when every target was met."""
+    get = {(p.target, p.mode): p for p in phases}
+
+    def row(name: str, mode: str, fn: Callable[[Results], float], spec: str) -> None:
+        rel, base = get.get(("relay", mode)), get.get(("baseline", mode))
+        a = fn(rel.res) if rel else math.nan
+        b = fn(base.res) if base else math.nan
+        ratio = a / b if rel and base and b else math.nan
+        print(f"  {name:<28}{_fmt(a, spec):>12}{_fmt(b, spec):>12}{_fmt(ratio, '.2f'):>16}")
+
+    print()
+    print("=" * 72)
+    print(f"summary — gunicorn gthread, {args.workers} workers x {args.threads} threads, "
+          f"{os.cpu_count()} CPU cores")
+    for mode, gen in loadgens.items():
+        print(f"  load generator ({mode}): {gen}")
+    print(f"  {'':<28}{'relay':>12}{'baseline':>12}{'relay/baseline':>16}")
+    row(f"max requests/s (c={args.concurrency})", "max", lambda r: r.rps, ",.0f")
+    row(f"p50 ms at {args.rate:g}/s", "rate", lambda r: r.percentile_ms(50), ".1f")
+    row(f"p99 ms at {args.rate:g}/s", "rate", lambda r: r.percentile_ms(99), ".1f")
+    row(f"max ms at {args.rate:g}/s", "rate", lambda r: r.percentile_ms(100), ".1f")
+    for p in phases:
+        if p.target == "relay":
+            lost = p.check.lost if p.check else 0
+            print(f"  relay {p.mode:<5} errors: non-200 {p.res.non_200}, transport {sum(p.res.errors.values())}; "
+                  + (p.check.line() if p.check else f"lost {lost}"))
+    verdicts = []
+    if ("relay", "max") in get:
+        rps = get[("relay", "max")].res.rps
+        verdicts.append((f"ingress >= 1,000 requests/s ({rps:,.0f})", rps >= 1000))
+    if ("relay", "rate") in get:
+        p99 = get[("relay", "rate")].res.percentile_ms(99)
+        verdicts.append((f"p99 < 20 ms at {args.rate:g}/s ({p99:.1f} ms)"
+                         + ("" if args.rate >= 300 else " [target is at 300/s]"), p99 < 20 and args.rate >= 300))
+    relay_phases = [p for p in phases if p.target == "relay"]
+    verdicts.append(("nothing lost, every call answered 200", all(p.clean for p in relay_phases)))
+    print("targets: " + "; ".join(f"{text}: {'PASS' if ok else 'FAIL'}" for text, ok in verdicts))
+    return all(ok for _, ok in verdicts)
+
+
+# ------------------------------------------------------------------------------------------------
+# main
+# ------------------------------------------------------------------------------------------------
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None,
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    ap.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker (gthread)")
+    ap.add_argument("--concurrency", type=int, default=32, help="connections in max mode")
+    ap.add_argument("--requests", type=int, default=5000, help="requests in max mode")
+    ap.add_argument("--rate", type=float, default=300.0, help="requests/s in rate mode")
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds of rate mode")
+    ap.add_argument("--mode", choices=("both", "max", "rate"), default="both")
+    ap.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
+                    help="also measure the trivial WSGI app under the same gunicorn settings")
+    ap.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto",
+                    help="max-mode load generator: wrk when installed (auto), else Python asyncio")
+    ap.add_argument("--warmup", type=int, default=300, help="POSTs sent before measuring (not checked)")
+    ap.add_argument("--timeout", type=float, default=10.0, help="per-request timeout, seconds")
+    ap.add_argument("--max-seconds", type=float, default=120.0, help="upper bound of one max-mode phase")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory (config, db, logs)")
+    ap.add_argument("--require-targets", action="store_true", help="exit 3 when a project target is missed")
+    args = ap.parse_args(argv)
+    for name in ("workers", "threads", "concurrency", "requests", "rate", "duration"):
+        if getattr(args, name) <= 0:
+            ap.error(f"--{name} must be > 0")
+    return args
+
+
+def measure(target: str, server: Server, args: argparse.Namespace, wrk: str | None, db_url: str | None,
+            workdir: Path, loadgens: dict[str, str], phase_no: itertools.count[int]) -> list[Phase]:
+    """Warm-up, then the selected modes against one running server."""
+    out: list[Phase] = []
+    cores = os.cpu_count() or 1
+    if args.warmup:
+        run_python_closed(server.port, WARMUP_BASE + next(phase_no) * PHASE_SPAN, args.warmup,
+                          min(8, args.concurrency), args.timeout, 30, "warm-up")
+    if args.mode in ("both", "max"):
+        base = (next(phase_no) + 1) * PHASE_SPAN
+        print(f"[{target}] max: {args.requests} requests, {args.concurrency} connections", flush=True)
+        if wrk:
+            res = run_wrk(wrk, server.port, base, args.requests, args.concurrency, args.timeout,
+                          args.max_seconds, f"{target} max", server, workdir)
+        else:
+            res = run_python_closed(server.port, base, args.requests, args.concurrency, args.timeout,
+                                    args.max_seconds, f"{target} max", server)
+        loadgens["max"] = res.loadgen
+        phase = Phase(target, "max", res, check_store(db_url, base, res) if db_url else None)
+        print_phase(phase, cores)
+        out.append(phase)
+    if args.mode in ("both", "rate"):
+        base = (next(phase_no) + 1) * PHASE_SPAN
+        print(f"[{target}] rate: {args.rate:g} requests/s for {args.duration:g} s, open loop", flush=True)
+        res = run_python_open(server.port, base, args.rate, args.duration, args.timeout, f"{target} rate", server)
+        loadgens["rate"] = res.loadgen
+        phase = Phase(target, "rate", res, check_store(db_url, base, res) if db_url else None)
+        print_phase(phase, cores)
+        out.append(phase)
+    return out
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    """SIGTERM handler: unwind like Ctrl-C so that gunicorn is stopped."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; see the module docstring for the exit status."""
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)  # so `finally` stops gunicorn on kill too
+    sys.path.insert(0, str(ROOT))
+    from relay.store import Store
+
+    wrk = shutil.which("wrk") if args.loadgen in ("auto", "wrk") else None
+    if args.loadgen == "wrk" and not wrk:
+        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="b24relay-bench-"))
+    servers: list[Server] = []
+    phases: list[Phase] = []
+    loadgens: dict[str, str] = {}
+    phase_no = itertools.count()
+    try:
+        config = write_config(workdir)
+        db_url = f"sqlite:///{workdir / 'relay.db'}"
+        Store(db_url).close()  # schema first, so the workers do not race to create it
+        env = {**os.environ, "RELAY_CONFIG": str(config), "RELAY_DATABASE_URL": db_url,
+               "RELAY_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
+        print(f"b24relay ingress benchmark: gunicorn gthread {args.workers} workers x {args.threads} threads, "
+              f"{os.cpu_count()} cores; workdir {workdir}")
+        print(f"  max-mode load generator: {wrk_version(wrk) if wrk else 'python asyncio'}; "
+              "rate-mode load generator: python asyncio open loop")
+        plan: list[tuple[str, str, str | None]] = [("relay", "wsgi:app", db_url)]
+        if args.baseline:
+            plan.append(("baseline", "bench.ingress:trivial_app", None))
+        for name, app, url in plan:
+            server = Server(name, app, args.workers, args.threads, env, workdir / f"gunicorn-{name}.log")
+            servers.append(server)
+            server.wait_ready()
+            phases += measure(name, server, args, wrk, url, workdir, loadgens, phase_no)
+            server.stop()
+            if server.proc.returncode not in (0, -signal.SIGTERM):
+                print(f"  note: {name} gunicorn exited with {server.proc.returncode}")
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except RuntimeError as exc:
+        print(f"setup failed: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        for server in servers:
+            server.stop()
+        if args.keep:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    met = print_summary(phases, args, loadgens)
+    if not all(p.clean for p in phases if p.target == "relay"):
+        return 1
+    if args.require_targets and not met:
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
