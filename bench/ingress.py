@@ -2,9 +2,11 @@
 
 Not part of the test suite.  Run from the repository root::
 
-    .venv/bin/python bench/ingress.py                      # both modes + trivial-app baseline
+    .venv/bin/python bench/ingress.py                      # both modes; relay, relay-no-db, trivial
     .venv/bin/python bench/ingress.py --mode max --workers 4 --threads 8
-    .venv/bin/python bench/ingress.py --mode rate --rate 300 --duration 10 --no-baseline
+    .venv/bin/python bench/ingress.py --mode rate --rate 300 --duration 10 --no-baseline --no-nodb
+
+``apt-get install wrk`` makes the max mode use wrk (less CPU than the Python client).
 
 Method
 ------
@@ -45,20 +47,28 @@ Method
    equal the set of sync jobs stored, the sum of their ``events`` column must equal the number of
    200 answers, and there must be no non-200 answer.  ``stored: X/Y, lost: Z`` means X of the Y
    acknowledged calls are in the database (``events`` summed), Z acknowledged calls are missing.
-6. The same measurements are repeated against a **baseline**: a trivial WSGI app in this file
-   (:func:`trivial_app`: reads the body, answers a small JSON 200, touches no database) under the
-   same gunicorn settings and load generator.  It is the ceiling of "gunicorn + this machine + this
-   load generator", so ``relay/baseline`` ratios say how much of that ceiling the relay keeps and
-   are comparable across machines where absolute numbers are not.
+6. The same measurements are repeated against two **baselines**, under the same gunicorn settings
+   and load generators, so that results read as ratios (comparable across machines, where absolute
+   numbers are not):
+
+   * ``trivial`` (``--baseline``): :func:`trivial_app`, a WSGI app in this file that reads the body
+     and answers a small JSON 200 — the ceiling of "gunicorn + this machine + this load generator";
+   * ``relay-no-db`` (``--nodb``): the relay's own Flask app (same config, body parsing, token
+     check, JSON answer) over a stub store that answers at once — so ``relay`` vs ``relay-no-db``
+     is the cost of the database write, and ``relay-no-db`` vs ``trivial`` the cost of Flask and
+     the relay's parsing.
 
 Reading the output
 ------------------
 Each phase prints one block: requests/s (max) or p50/p90/p99/max latency in ms (rate), non-200
-answers and transport errors, CPU used by the gunicorn processes and by the load generator in
-"cores" (CPU seconds / wall seconds; this machine has ``os.cpu_count()`` of them — a server near
-that number is CPU-bound, a load generator near 1 is too slow), then the ``stored/lost`` line.
-The final table puts relay and baseline side by side with their ratio, followed by the project's
-targets (ingress ≥ 1,000 requests/s, p99 < 20 ms at 300 requests/s, nothing lost) marked PASS/FAIL.
+answers and transport errors, then CPU: seconds used by the gunicorn processes and by the load
+generator per wall second ("cores"), and how busy the whole machine was (``/proc/stat``).  A server
+well below the number of cores while the machine is not busy means it waits (locks, fsync), not
+computes; "others" well above 0 means another program was using the CPU and the run is noisy —
+repeat it.  For the relay the block ends with ``stored: X/Y, lost: Z``.  The final table puts
+``relay``, ``relay-no-db`` and ``trivial`` side by side with ``relay/trivial``, followed by the
+project's targets (ingress >= 1,000 requests/s, p99 < 20 ms at 300 requests/s, nothing lost) marked
+PASS/FAIL.  Runs of a few seconds on a shared 2-core VM vary by up to +-25 %: compare ratios, repeat.
 
 Exit status: 0 when nothing was lost and every request got a 200; 1 otherwise (lost calls,
 non-200 answers or transport errors); with ``--require-targets`` also 3 when a target is missed;
@@ -72,6 +82,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import math
 import os
@@ -128,6 +139,43 @@ def trivial_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> 
     return [body]
 
 
+class _NoStore:
+    """Stands in for :class:`relay.store.Store` in the no-db baseline: answers at once, stores nothing."""
+
+    def enqueue_sync(self, source_id: str, deal_id: str, trigger: str, *, event_token: str | None = None,
+                     now: float | None = None) -> Any:
+        """Pretend to store the call (job id 0)."""
+        from relay.models import Enqueued
+
+        return Enqueued(job_id=0, merged=False)
+
+    def ping(self) -> None:
+        """Always healthy."""
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """No jobs."""
+        return {}
+
+
+def build_nodb_app() -> Any:
+    """The relay's own Flask app (same config, parsing, auth, answers) over :class:`_NoStore`."""
+    from relay.config import load_config
+    from relay.redact import configure_logging
+    from relay.settings import Settings, environment
+    from relay.web import create_app
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return create_app(load_config(settings.config, environment()), _NoStore())  # type: ignore[arg-type]
+
+
+def __getattr__(name: str) -> Any:
+    """``bench.ingress:nodb_app`` for gunicorn, built on first access (the trivial app imports no relay code)."""
+    if name == "nodb_app":
+        return build_nodb_app()
+    raise AttributeError(name)
+
+
 # ------------------------------------------------------------------------------------------------
 # request bodies and deal ids
 # ------------------------------------------------------------------------------------------------
@@ -181,9 +229,11 @@ class Results:
     answers: list[tuple[int, bool]] = field(default_factory=list)  # (job_id, merged) of 200 answers
     latencies: list[float] = field(default_factory=list)  # seconds
     lags: list[float] = field(default_factory=list)  # seconds the client sent late (rate mode)
+    connections: int = 0  # connections opened (rate mode)
     wall: float = 0.0
     server_cpu: float = 0.0
     loadgen_cpu: float = 0.0
+    machine_busy: float = math.nan  # busy fraction of all cores (from /proc/stat), whoever used them
     wrk_latency_ms: dict[float, float] = field(default_factory=dict)
 
     @property
@@ -287,7 +337,7 @@ async def closed_loop(port: int, make: Callable[[int], bytes], total: int, concu
                 if conn is None:
                     conn = await asyncio.wait_for(Conn.open(port), timeout)
                 status, body, keep = await asyncio.wait_for(conn.roundtrip(request), timeout)
-            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
+            except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
                 res.errors[type(exc).__name__] += 1
                 if conn is not None:
                     conn.close()
@@ -313,7 +363,8 @@ async def open_loop(port: int, make: Callable[[int], bytes], rate: float, durati
     tasks: set[asyncio.Task[None]] = set()
 
     async def one(k: int, scheduled: float) -> None:
-        async with slots:
+        res.lags.append(max(0.0, time.perf_counter() - scheduled))  # the client's own lateness
+        async with slots:  # waiting here (all max_conns busy) counts in the latency
             conn: Conn | None = None
             while idle and conn is None:
                 candidate = idle.pop()
@@ -322,13 +373,13 @@ async def open_loop(port: int, make: Callable[[int], bytes], rate: float, durati
                 else:
                     candidate.close()
             request = make(k)
-            res.lags.append(max(0.0, time.perf_counter() - scheduled))
             res.sent += 1
             try:
                 if conn is None:
+                    res.connections += 1
                     conn = await asyncio.wait_for(Conn.open(port), timeout)
                 status, body, keep = await asyncio.wait_for(conn.roundtrip(request), timeout)
-            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
+            except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
                 res.errors[type(exc).__name__] += 1
                 if conn is not None:
                     conn.close()
@@ -362,9 +413,11 @@ def run_python_closed(port: int, base: int, total: int, concurrency: int, timeou
     """Max-throughput phase with the Python client."""
     res = Results(label=label, loadgen=f"python asyncio ({concurrency} keep-alive connections)")
     make = RequestFactory(port, base)
+    machine = MachineCPU()
     cpu0, srv0, t0 = time.process_time(), server.cpu_seconds() if server else 0.0, time.perf_counter()
     asyncio.run(closed_loop(port, make, total, concurrency, timeout, time.monotonic() + max_seconds, res))
     res.wall = time.perf_counter() - t0
+    res.machine_busy = machine.busy()
     res.loadgen_cpu = time.process_time() - cpu0
     res.server_cpu = (server.cpu_seconds() - srv0) if server else 0.0
     return res
@@ -375,9 +428,11 @@ def run_python_open(port: int, base: int, rate: float, duration: float, timeout:
     """Fixed-rate phase with the Python client (open loop)."""
     res = Results(label=label, loadgen="python asyncio open loop")
     make = RequestFactory(port, base)
+    machine = MachineCPU()
     cpu0, srv0, t0 = time.process_time(), server.cpu_seconds(), time.perf_counter()
     asyncio.run(open_loop(port, make, rate, duration, timeout, 512, res))
     res.wall = time.perf_counter() - t0
+    res.machine_busy = machine.busy()
     res.loadgen_cpu = time.process_time() - cpu0
     res.server_cpu = server.cpu_seconds() - srv0
     return res
@@ -473,7 +528,7 @@ end
 def wrk_version(wrk: str) -> str:
     """``wrk 4.1.0`` or just ``wrk``."""
     try:
-        out = subprocess.run([wrk, "--version"], capture_output=True, text=True, timeout=5)
+        out = subprocess.run([wrk, "--version"], check=False, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         return "wrk"
     m = re.search(r"wrk\s+(\S+)", out.stdout + out.stderr)
@@ -495,8 +550,9 @@ def run_wrk(wrk: str, port: int, base: int, total: int, concurrency: int, timeou
     })
     res = Results(label=label, loadgen=f"{wrk_version(wrk)} ({nthreads} threads, {concurrency} keep-alive connections)")
     cmd = [wrk, "-t", str(nthreads), "-c", str(concurrency), "-d", f"{int(max_seconds)}s",
-           "--timeout", f"{int(math.ceil(timeout))}s", "-s", str(script), f"http://127.0.0.1:{port}{PATH}"]
+           "--timeout", f"{math.ceil(timeout)}s", "-s", str(script), f"http://127.0.0.1:{port}{PATH}"]
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    machine = MachineCPU()
     srv0, t0 = server.cpu_seconds(), time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -514,6 +570,7 @@ def run_wrk(wrk: str, port: int, base: int, total: int, concurrency: int, timeou
             proc.kill()
             proc.wait()
     wall = time.perf_counter() - t0
+    res.machine_busy = machine.busy()
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     res.server_cpu = server.cpu_seconds() - srv0
     res.loadgen_cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
@@ -563,6 +620,37 @@ def gunicorn_path() -> str:
     return found
 
 
+class MachineCPU:
+    """Busy fraction of all cores between construction and :meth:`busy` (``/proc/stat``, includes softirq)."""
+
+    def __init__(self) -> None:
+        self.start = self._read()
+
+    @staticmethod
+    def _read() -> tuple[int, int]:
+        try:
+            values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+        except (OSError, ValueError, IndexError):
+            return 0, 0
+        idle = values[3] + values[4]  # idle + iowait
+        return sum(values) - idle, sum(values)
+
+    def busy(self) -> float:
+        """Busy share since construction, 0..1 (nan when unknown)."""
+        end = self._read()
+        total = end[1] - self.start[1]
+        return (end[0] - self.start[0]) / total if total > 0 else math.nan
+
+
+def _extra_gunicorn_flags(gunicorn: str) -> list[str]:
+    """``--no-control-socket`` where this gunicorn has it, so runs do not share ~/.gunicorn/gunicorn.ctl."""
+    try:
+        out = subprocess.run([gunicorn, "--help"], check=False, capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return ["--no-control-socket"] if "--no-control-socket" in out else []
+
+
 def _proc_cpu(pid: int) -> float:
     """utime + stime of a process in seconds (0 when it is gone)."""
     try:
@@ -593,8 +681,9 @@ class Server:
     def __init__(self, name: str, app: str, workers: int, threads: int, env: dict[str, str], log: Path) -> None:
         self.name, self.log, self.workers = name, log, workers
         self.port = free_port()
-        cmd = [gunicorn_path(), "--bind", f"127.0.0.1:{self.port}", "--worker-class", "gthread",
-               "--threads", str(threads), "--workers", str(workers), app]
+        gunicorn = gunicorn_path()
+        cmd = [gunicorn, "--bind", f"127.0.0.1:{self.port}", "--worker-class", "gthread",
+               "--threads", str(threads), "--workers", str(workers), *_extra_gunicorn_flags(gunicorn), app]
         self._log = log.open("wb")
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -630,17 +719,13 @@ class Server:
     def stop(self) -> None:
         """SIGTERM the group, then SIGKILL it if it is still there after 10 s."""
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 self.proc.wait(timeout=5)
         self._log.close()
 
@@ -726,7 +811,7 @@ def check_store(db_url: str, base: int, res: Results) -> StoreCheck:
 class Phase:
     """One measured phase: its results and (relay only) its store check."""
 
-    target: str  # "relay" | "baseline"
+    target: str  # "relay" | "nodb" | "baseline"
     mode: str  # "max" | "rate"
     res: Results
     check: StoreCheck | None = None
@@ -747,8 +832,14 @@ def _errors_text(res: Results) -> str:
 def print_phase(p: Phase, cores: int) -> None:
     """One block per phase."""
     r = p.res
-    cpu = (f"CPU: server {r.server_cpu / r.wall:.2f} cores, load generator {r.loadgen_cpu / r.wall:.2f} cores "
-           f"(of {cores})" if r.wall > 0 else "")
+    cpu = ""
+    if r.wall > 0:
+        server, loadgen = r.server_cpu / r.wall, r.loadgen_cpu / r.wall
+        others = r.machine_busy * cores - server - loadgen
+        cpu = (f"CPU: server {server:.2f} cores, load generator {loadgen:.2f} cores; machine "
+               f"{r.machine_busy * 100:.0f}% busy of {cores} cores (rest: kernel, this script, others ~{others:.2f})")
+        if others > 0.3:
+            cpu += "  <- other processes were busy: numbers are noisy"
     if p.mode == "max":
         print(f"    {r.rps:,.0f} requests/s  ({r.answered} answers in {r.wall:.2f} s; latency p50 "
               f"{r.percentile_ms(50):.1f} ms, p99 {r.percentile_ms(99):.1f} ms)")
@@ -756,7 +847,8 @@ def print_phase(p: Phase, cores: int) -> None:
         lag = sorted(r.lags)[max(0, math.ceil(0.99 * len(r.lags)) - 1)] * 1000 if r.lags else math.nan
         print(f"    latency from scheduled send: p50 {r.percentile_ms(50):.1f}  p90 {r.percentile_ms(90):.1f}  "
               f"p99 {r.percentile_ms(99):.1f}  max {r.percentile_ms(100):.1f} ms  "
-              f"({r.answered} answers, {r.rps:,.0f}/s achieved; loadgen lag p99 {lag:.1f} ms)")
+              f"({r.answered} answers, {r.rps:,.0f}/s achieved, {r.connections} connections; "
+              f"loadgen lag p99 {lag:.1f} ms)")
     print(f"    {_errors_text(r)}")
     print(f"    {cpu}")
     if p.check is not None:
@@ -767,33 +859,40 @@ def _fmt(value: float, spec: str) -> str:
     return "-" if value is None or math.isnan(value) else format(value, spec)
 
 
+#: column titles of the summary, in order
+TITLES = {"relay": "relay", "nodb": "relay-no-db", "baseline": "trivial"}
+
+
 def print_summary(phases: list[Phase], args: argparse.Namespace, loadgens: dict[str, str]) -> bool:
     """The final table and target verdicts; returns True when every target was met."""
     get = {(p.target, p.mode): p for p in phases}
+    targets = [t for t in TITLES if any(p.target == t for p in phases)]
+    ratio_title = "relay/trivial" if "baseline" in targets else ""
 
     def row(name: str, mode: str, fn: Callable[[Results], float], spec: str) -> None:
-        rel, base = get.get(("relay", mode)), get.get(("baseline", mode))
-        a = fn(rel.res) if rel else math.nan
-        b = fn(base.res) if base else math.nan
-        ratio = a / b if rel and base and b else math.nan
-        print(f"  {name:<28}{_fmt(a, spec):>12}{_fmt(b, spec):>12}{_fmt(ratio, '.2f'):>16}")
+        values = [fn(get[(t, mode)].res) if (t, mode) in get else math.nan for t in targets]
+        cells = "".join(f"{_fmt(v, spec):>13}" for v in values)
+        if ratio_title:
+            rel, base = values[0] if targets[0] == "relay" else math.nan, values[targets.index("baseline")]
+            cells += f"{_fmt(rel / base if base else math.nan, '.2f'):>15}"
+        print(f"  {name:<30}{cells}")
 
     print()
-    print("=" * 72)
-    print(f"summary — gunicorn gthread, {args.workers} workers x {args.threads} threads, "
+    print("=" * 78)
+    print(f"summary: gunicorn gthread, {args.workers} workers x {args.threads} threads, "
           f"{os.cpu_count()} CPU cores")
     for mode, gen in loadgens.items():
-        print(f"  load generator ({mode}): {gen}")
-    print(f"  {'':<28}{'relay':>12}{'baseline':>12}{'relay/baseline':>16}")
-    row(f"max requests/s (c={args.concurrency})", "max", lambda r: r.rps, ",.0f")
+        print(f"  load generator ({mode} mode): {gen}")
+    print(f"  {'':<30}" + "".join(f"{TITLES[t]:>13}" for t in targets) + (f"{ratio_title:>15}" if ratio_title else ""))
+    row(f"max mode requests/s (c={args.concurrency})", "max", lambda r: r.rps, ",.0f")
     row(f"p50 ms at {args.rate:g}/s", "rate", lambda r: r.percentile_ms(50), ".1f")
+    row(f"p90 ms at {args.rate:g}/s", "rate", lambda r: r.percentile_ms(90), ".1f")
     row(f"p99 ms at {args.rate:g}/s", "rate", lambda r: r.percentile_ms(99), ".1f")
     row(f"max ms at {args.rate:g}/s", "rate", lambda r: r.percentile_ms(100), ".1f")
     for p in phases:
         if p.target == "relay":
-            lost = p.check.lost if p.check else 0
-            print(f"  relay {p.mode:<5} errors: non-200 {p.res.non_200}, transport {sum(p.res.errors.values())}; "
-                  + (p.check.line() if p.check else f"lost {lost}"))
+            print(f"  relay {p.mode} mode: non-200 {p.res.non_200}, transport errors {sum(p.res.errors.values())}; "
+                  + (p.check.line() if p.check else ""))
     verdicts = []
     if ("relay", "max") in get:
         rps = get[("relay", "max")].res.rps
@@ -801,7 +900,7 @@ def print_summary(phases: list[Phase], args: argparse.Namespace, loadgens: dict[
     if ("relay", "rate") in get:
         p99 = get[("relay", "rate")].res.percentile_ms(99)
         verdicts.append((f"p99 < 20 ms at {args.rate:g}/s ({p99:.1f} ms)"
-                         + ("" if args.rate >= 300 else " [target is at 300/s]"), p99 < 20 and args.rate >= 300))
+                         + ("" if args.rate >= 300 else " [the target is at 300/s]"), p99 < 20 and args.rate >= 300))
     relay_phases = [p for p in phases if p.target == "relay"]
     verdicts.append(("nothing lost, every call answered 200", all(p.clean for p in relay_phases)))
     print("targets: " + "; ".join(f"{text}: {'PASS' if ok else 'FAIL'}" for text, ok in verdicts))
@@ -825,6 +924,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--mode", choices=("both", "max", "rate"), default="both")
     ap.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
                     help="also measure the trivial WSGI app under the same gunicorn settings")
+    ap.add_argument("--nodb", action=argparse.BooleanOptionalAction, default=True,
+                    help="also measure the relay's Flask app with a stub store (no database)")
     ap.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto",
                     help="max-mode load generator: wrk when installed (auto), else Python asyncio")
     ap.add_argument("--warmup", type=int, default=300, help="POSTs sent before measuring (not checked)")
@@ -849,7 +950,7 @@ def measure(target: str, server: Server, args: argparse.Namespace, wrk: str | No
                           min(8, args.concurrency), args.timeout, 30, "warm-up")
     if args.mode in ("both", "max"):
         base = (next(phase_no) + 1) * PHASE_SPAN
-        print(f"[{target}] max: {args.requests} requests, {args.concurrency} connections", flush=True)
+        print(f"[{TITLES[target]}] max: {args.requests} requests, {args.concurrency} connections", flush=True)
         if wrk:
             res = run_wrk(wrk, server.port, base, args.requests, args.concurrency, args.timeout,
                           args.max_seconds, f"{target} max", server, workdir)
@@ -862,7 +963,7 @@ def measure(target: str, server: Server, args: argparse.Namespace, wrk: str | No
         out.append(phase)
     if args.mode in ("both", "rate"):
         base = (next(phase_no) + 1) * PHASE_SPAN
-        print(f"[{target}] rate: {args.rate:g} requests/s for {args.duration:g} s, open loop", flush=True)
+        print(f"[{TITLES[target]}] rate: {args.rate:g} requests/s for {args.duration:g} s, open loop", flush=True)
         res = run_python_open(server.port, base, args.rate, args.duration, args.timeout, f"{target} rate", server)
         loadgens["rate"] = res.loadgen
         phase = Phase(target, "rate", res, check_store(db_url, base, res) if db_url else None)
@@ -903,6 +1004,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  max-mode load generator: {wrk_version(wrk) if wrk else 'python asyncio'}; "
               "rate-mode load generator: python asyncio open loop")
         plan: list[tuple[str, str, str | None]] = [("relay", "wsgi:app", db_url)]
+        if args.nodb:
+            plan.append(("nodb", "bench.ingress:nodb_app", None))
         if args.baseline:
             plan.append(("baseline", "bench.ingress:trivial_app", None))
         for name, app, url in plan:

@@ -38,10 +38,11 @@ class Relay:
     store: Store
     pipeline: Pipeline
     wake: threading.Event = field(default_factory=threading.Event)
+    admin_token: str | None = None
 
     def app(self) -> Flask:
         """The Flask app; storing a call wakes this process's workers at once."""
-        return create_app(self.config, self.store, on_enqueue=self.wake.set)
+        return create_app(self.config, self.store, on_enqueue=self.wake.set, admin_token=self.admin_token)
 
     def worker(self, name: str | None = None) -> Worker:
         """A worker sharing this relay's clients (and so its pacers)."""
@@ -77,4 +78,6 @@ def from_settings(settings: Settings | None = None) -> Relay:
     settings = settings or Settings()
     configure_logging(settings.log_level)
     config, store = load(settings)
-    return build(config, store)
+    relay = build(config, store)
+    relay.admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
+    return relay

@@ -61,6 +61,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_since(text: str) -> float:
+    """ISO 8601 date or date-time (UTC when no offset) -> unix time."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"--since: not an ISO 8601 time: {text!r}") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
 def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -85,16 +94,46 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    """Queue a finished (e.g. dead) job again."""
+    """Queue finished (e.g. dead) jobs again: one by id, or every dead one matching filters."""
     from relay.store import Store
 
     store = Store(_settings().database_url)
+    if args.dead:
+        try:
+            since = parse_since(args.since) if args.since else None
+        except ValueError as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
+        done = store.replay_dead(source_id=args.source, since=since)
+        for job_id, queued in done:
+            print(f"job {job_id} replayed as job {queued.job_id}" + (" (merged)" if queued.merged else ""))
+        print(f"{len(done)} dead job(s) replayed")
+        return 0
+    if args.job_id is None:
+        print("give a JOB_ID or --dead", file=sys.stderr)
+        return 2
     try:
         queued = store.replay(args.job_id)
     except KeyError:
         print(f"no job {args.job_id}", file=sys.stderr)
         return 1
     print(f"job {args.job_id} replayed as job {queued.job_id}" + (" (merged into a waiting job)" if queued.merged else ""))
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run the recovery sweep now (all sources or one) and print what it queued."""
+    from relay.boot import from_settings
+    from relay.sweep import sweep_source
+
+    relay = from_settings(_settings())
+    ids = [args.source] if args.source else [s.id for s in relay.config.file.sources]
+    for source_id in ids:
+        if relay.config.source(source_id) is None:
+            print(f"unknown source {source_id}", file=sys.stderr)
+            return 1
+        result = sweep_source(relay.config, relay.store, relay.pipeline.sources[source_id], source_id, force=True)
+        print(f"{source_id}: {result.summary() if result else 'busy'}")
     return 0
 
 
@@ -163,9 +202,16 @@ def parser() -> argparse.ArgumentParser:
     j.add_argument("--json", action="store_true")
     j.set_defaults(func=cmd_jobs)
 
-    r = sub.add_parser("replay", help="queue a finished or dead job again")
-    r.add_argument("job_id", type=int)
+    r = sub.add_parser("replay", help="queue a finished or dead job again (or all dead ones)")
+    r.add_argument("job_id", type=int, nargs="?")
+    r.add_argument("--dead", action="store_true", help="replay every dead sync job (see --source, --since)")
+    r.add_argument("--source", help="with --dead: only this source")
+    r.add_argument("--since", help="with --dead: only jobs that died since TIME (ISO 8601, e.g. 2026-11-22T10:00)")
     r.set_defaults(func=cmd_replay)
+
+    sw = sub.add_parser("sweep", help="run the recovery sweep now")
+    sw.add_argument("--source", help="only this source")
+    sw.set_defaults(func=cmd_sweep)
 
     u = sub.add_parser("unlink", help="forget the target deal of a source deal")
     u.add_argument("source")

@@ -111,6 +111,15 @@ class CallsConfig(_Model):
     max_wait: Annotated[float, Field(gt=0, le=600)] = 30.0
 
 
+class SweepConfig(_Model):
+    """The recovery sweep (deals whose events were lost, funnel moves)."""
+
+    enabled: bool = True
+    interval: Annotated[float, Field(ge=10, le=86400)] = 300.0
+    overlap: Annotated[float, Field(ge=0, le=86400)] = 600.0
+    lookback: Annotated[float, Field(ge=0, le=90 * 86400)] = 86400.0
+
+
 class NotifyConfig(_Model):
     """What the relay tells the source portal after each transfer."""
 
@@ -126,6 +135,7 @@ class RelayFile(_Model):
     ingress: IngressConfig = IngressConfig()
     worker: WorkerConfig = WorkerConfig()
     calls: CallsConfig = CallsConfig()
+    sweep: SweepConfig = SweepConfig()
     notify: NotifyConfig = NotifyConfig()
 
     @model_validator(mode="after")

@@ -45,6 +45,7 @@ class Link:
     state: str
     target_deal_id: str | None = None
     fingerprint: str | None = None
+    source_modified: str | None = None  # the source deal's DATE_MODIFY when last relayed
 
 
 @dataclass(frozen=True)
@@ -67,5 +68,5 @@ class Transition:
     delay: float = 0.0  # retry: seconds until the job is ready again
     payload: dict[str, Any] | None = None  # replaces the job's payload (notify parts done)
     notify: dict[str, Any] | None = None  # queue a notify job for the same deal
-    link: tuple[str, str | None] | None = None  # record (target deal id, fingerprint)
+    link: tuple[str, str | None, str | None] | None = None  # (target deal id, fingerprint, source DATE_MODIFY)
     forget_creating: bool = False  # drop the deal's "creating" mark

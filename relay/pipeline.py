@@ -39,6 +39,7 @@ from relay.errors import (
     QueryLimitExceeded,
     RelayError,
     ReplyLost,
+    TransientError,
     ValidationError,
 )
 from relay.mapping import MappingSpec, TargetDeal, fingerprint, in_trigger, transform
@@ -66,7 +67,7 @@ class Outcome:
     notify: dict[str, Any] | None = None
     deal: dict[str, Any] | None = None  # the source deal as read (for failure notices)
     payload: dict[str, Any] | None = None  # notify jobs: payload with the parts already done
-    link: tuple[str, str | None] | None = None  # (target deal id, fingerprint) to record
+    link: tuple[str, str | None, str | None] | None = None  # (target id, fingerprint, source DATE_MODIFY)
     forget_creating: bool = False  # the target certainly created nothing: drop the "creating" mark
 
 
@@ -88,6 +89,11 @@ class _Work:
 
     def fail(self, error: BaseException) -> None:
         self.result.status, self.result.error = "failed", error
+
+
+def _modified(deal: Mapping[str, Any]) -> str | None:
+    value = deal.get("DATE_MODIFY")
+    return str(value) if value else None
 
 
 def _pack(items: Sequence[T], weight: Callable[[T], int], limit: int = MAX_BATCH) -> Iterator[list[T]]:
@@ -115,8 +121,12 @@ class Pipeline:
 
     # --- sync --------------------------------------------------------------------------------
 
-    def sync(self, jobs: Sequence[Job]) -> list[Outcome]:
-        """Relay the deals of these sync jobs; one outcome per job, in order."""
+    def sync(self, jobs: Sequence[Job], renew: Callable[[Sequence[Job]], set[int]] | None = None) -> list[Outcome]:
+        """Relay the deals of these sync jobs; one outcome per job, in order.
+
+        ``renew`` extends the jobs' leases just before anything is written to the target and says
+        which are still ours: a job whose lease was lost (another worker took it over) writes nothing.
+        """
         works: list[_Work] = []
         for job in jobs:
             source = self.config.source(job.source_id)
@@ -128,6 +138,12 @@ class Pipeline:
             works.append(_Work(job, source, self.config.mappings[source.id], outcome))
         self._read([w for w in works if w.open])
         self._plan([w for w in works if w.open])
+        if renew is not None:
+            pending = [w for w in works if w.open and w.action]
+            mine = renew([w.job for w in pending])
+            for w in pending:
+                if w.job.id not in mine:
+                    w.fail(TransientError("lease lost: another worker took this job over"))
         self._find([w for w in works if w.open and w.action == "find"])
         self._write([w for w in works if w.open and w.action in ("create", "update")])
         return [w.result for w in works]
@@ -189,6 +205,7 @@ class Pipeline:
                 w.action = "find"
             elif link.fingerprint == w.print:
                 w.result.outcome, w.result.target_deal_id = "unchanged", link.target_deal_id
+                w.result.link = (link.target_deal_id, w.print, _modified(deal))
             else:
                 w.action, w.target_id = "update", link.target_deal_id
 
@@ -288,11 +305,11 @@ class Pipeline:
             if w.target.rows is not None:
                 reply.get(f"p{i}")
         except RelayError as exc:
-            w.result.link = (w.target_id, None)  # the deal exists; its rows must be written again
+            w.result.link = (w.target_id, None, None)  # the deal exists; its rows must be written again
             w.result.target_deal_id = w.target_id
             w.fail(exc)
             return
-        w.result.link = (w.target_id, w.print)
+        w.result.link = (w.target_id, w.print, _modified(w.result.deal or {}))
         action = "created" if w.action == "create" else "updated"
         w.result.outcome, w.result.target_deal_id = action, w.target_id
         notify = self.config.file.notify

@@ -14,9 +14,14 @@ Queue rules:
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
+
+from alembic import command
+from alembic.config import Config
 
 from sqlalchemy import (
     Column,
@@ -33,6 +38,7 @@ from sqlalchemy import (
     event,
     exists,
     func,
+    inspect,
     insert,
     select,
     text,
@@ -42,6 +48,8 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from relay.models import Enqueued, Job, Link, Transition
+
+log = logging.getLogger(__name__)
 
 metadata = MetaData()
 
@@ -89,7 +97,19 @@ links = Table(
     Column("fingerprint", String(64)),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column("source_modified", String(40)),
 )
+
+sweeps = Table(
+    "sweeps",
+    metadata,
+    Column("source_id", String(64), primary_key=True),
+    Column("watermark", String(40)),
+    Column("next_run_at", Float, nullable=False),
+    Column("last_run_at", Float),
+    Column("last_result", Text),
+)
+MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def _job(row: RowMapping) -> Job:
@@ -117,7 +137,8 @@ def _notify_row(t: Transition, now: float) -> dict[str, Any]:
 
 def _link(row: RowMapping) -> Link:
     return Link(source_id=row["source_id"], deal_id=row["deal_id"], state=row["state"],
-                target_deal_id=row["target_deal_id"], fingerprint=row["fingerprint"])
+                target_deal_id=row["target_deal_id"], fingerprint=row["fingerprint"],
+                source_modified=row["source_modified"])
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -144,7 +165,20 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = _sqlite_engine(url) if url.startswith("sqlite") else create_engine(url, pool_pre_ping=True)
-        metadata.create_all(self.engine)
+        self.migrate()
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (Alembic); safe when several processes start at once."""
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(724001)"))  # one migrator at a time
+            names = set(inspect(conn).get_table_names())
+            cfg.attributes["connection"] = conn
+            if "jobs" in names and "alembic_version" not in names:
+                command.stamp(cfg, "0001")  # created before migrations existed
+            command.upgrade(cfg, "head")
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -239,6 +273,56 @@ class Store:
             rows = conn.execute(select(jobs).where(jobs.c.id.in_(ids)).order_by(jobs.c.id)).mappings().all()
             return [_job(r) for r in rows]
 
+    def renew(self, owner: str, job_ids: Sequence[int], lease_seconds: float, now: float | None = None) -> set[int]:
+        """Extend the leases of these jobs; return the ids still ours (a lost lease is not renewed)."""
+        now = time.time() if now is None else now
+        if not job_ids:
+            return set()
+        with self.engine.begin() as conn:
+            mine = {r.id for r in conn.execute(select(jobs.c.id).where(
+                jobs.c.id.in_(list(job_ids)), jobs.c.status == "running", jobs.c.lease_owner == owner,
+                jobs.c.lease_until >= now))}
+            if mine:
+                conn.execute(update(jobs).where(jobs.c.id.in_(mine)).values(lease_until=now + lease_seconds))
+        return mine
+
+    # --- sweeps ------------------------------------------------------------------------------
+
+    def claim_sweep(self, source_id: str, interval: float, *, force: bool = False,
+                    now: float | None = None) -> tuple[bool, str | None]:
+        """Take this source's sweep if it is due (or ``force``); return (taken, watermark)."""
+        now = time.time() if now is None else now
+        with self.engine.begin() as conn:
+            if conn.execute(select(sweeps.c.source_id).where(sweeps.c.source_id == source_id)).first() is None:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(insert(sweeps).values(source_id=source_id, watermark=None, next_run_at=0.0))
+                except IntegrityError:
+                    pass
+            cond = [sweeps.c.source_id == source_id]
+            if not force:
+                cond.append(sweeps.c.next_run_at <= now)
+            taken = conn.execute(update(sweeps).where(*cond).values(next_run_at=now + interval)).rowcount == 1
+            mark = conn.execute(select(sweeps.c.watermark).where(sweeps.c.source_id == source_id)).scalar()
+        return taken, mark
+
+    def finish_sweep(self, source_id: str, watermark: str | None, result: str, now: float | None = None) -> None:
+        """Record a sweep's new watermark (the newest DATE_MODIFY seen) and its summary."""
+        now = time.time() if now is None else now
+        values: dict[str, Any] = {"last_run_at": now, "last_result": result}
+        if watermark:
+            values["watermark"] = watermark
+        with self.engine.begin() as conn:
+            conn.execute(update(sweeps).where(sweeps.c.source_id == source_id).values(**values))
+
+    def request_sweep(self, source_id: str | None = None) -> None:
+        """Make sweeps due now (all sources, or one); a worker runs them on its next round."""
+        with self.engine.begin() as conn:
+            query = update(sweeps).values(next_run_at=0.0)
+            if source_id is not None:
+                query = query.where(sweeps.c.source_id == source_id)
+            conn.execute(query)
+
     def ready(self, kind: str, now: float | None = None) -> tuple[int, float]:
         """How many ``kind`` jobs are ready, and when the newest of them arrived (0 if none)."""
         now = time.time() if now is None else now
@@ -303,14 +387,15 @@ class Store:
             return
         existing = self._existing_links(conn, list(new))
         values = [{"s": k[0], "d": k[1], "state": "linked", "target_deal_id": v[0], "fingerprint": v[1],
-                   "updated_at": now} for k, v in new.items()]
+                   "source_modified": v[2], "updated_at": now} for k, v in new.items()]
         updates = [v for v in values if (v["s"], v["d"]) in existing]
         inserts = [{"source_id": v.pop("s"), "deal_id": v.pop("d"), "created_at": now, **v}
                    for v in values if (v["s"], v["d"]) not in existing]
         if updates:
             conn.execute(update(links).where(links.c.source_id == bindparam("s"), links.c.deal_id == bindparam("d"))
                          .values(state=bindparam("state"), target_deal_id=bindparam("target_deal_id"),
-                                 fingerprint=bindparam("fingerprint"), updated_at=bindparam("updated_at")), updates)
+                                 fingerprint=bindparam("fingerprint"), source_modified=bindparam("source_modified"),
+                                 updated_at=bindparam("updated_at")), updates)
         if inserts:
             conn.execute(insert(links), inserts)
 
@@ -367,8 +452,9 @@ class Store:
             self._set_link(conn, (source_id, deal_id), target_deal_id, fingerprint, time.time() if now is None else now)
 
     def _set_link(self, conn: Connection, key: tuple[str, str], target_deal_id: str, fingerprint: str | None,
-                  now: float) -> None:
-        values = {"state": "linked", "target_deal_id": target_deal_id, "fingerprint": fingerprint, "updated_at": now}
+                  now: float, source_modified: str | None = None) -> None:
+        values = {"state": "linked", "target_deal_id": target_deal_id, "fingerprint": fingerprint,
+                  "source_modified": source_modified, "updated_at": now}
         done = conn.execute(update(links).where(links.c.source_id == key[0], links.c.deal_id == key[1])
                             .values(**values)).rowcount
         if not done:
@@ -428,6 +514,25 @@ class Store:
             conn.execute(update(jobs).where(jobs.c.id == job.id).values(
                 status="pending", attempts=0, available_at=now, updated_at=now))
         return Enqueued(job_id=job.id, merged=False)
+
+    def replay_dead(self, *, source_id: str | None = None, since: float | None = None,
+                    now: float | None = None) -> list[tuple[int, Enqueued]]:
+        """Replay every dead sync job (newest per deal), optionally of one source / dead since a time."""
+        query = select(jobs.c.id, jobs.c.source_id, jobs.c.deal_id).where(
+            jobs.c.kind == "sync", jobs.c.status == "dead").order_by(jobs.c.id.desc())
+        if source_id is not None:
+            query = query.where(jobs.c.source_id == source_id)
+        if since is not None:
+            query = query.where(jobs.c.updated_at >= since)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        done: list[tuple[int, Enqueued]] = []
+        seen: set[tuple[str, str]] = set()
+        for row in rows:
+            if (row.source_id, row.deal_id) not in seen:
+                seen.add((row.source_id, row.deal_id))
+                done.append((row.id, self.replay(row.id, now=now)))
+        return done
 
     def all_jobs(self, ids: Sequence[int]) -> list[Job]:
         """Jobs with these ids, in id order."""

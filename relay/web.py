@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from relay import __version__
+from relay.admin import blueprint
 from relay.config import RelayConfig
 from relay.errors import BadRequest, IngressError, PayloadTooLarge, UnknownSource
 from relay.inbound import SourceAuth, decode_body, interpret
@@ -46,9 +47,13 @@ def _payload() -> dict[str, Any]:
     return decode_body(request.get_data(cache=False), request.content_type or "")
 
 
-def create_app(config: RelayConfig, store: Store, *, on_enqueue: Callable[[], None] | None = None) -> Flask:
-    """Build the web app around a loaded configuration and store."""
+def create_app(config: RelayConfig, store: Store, *, on_enqueue: Callable[[], None] | None = None,
+               admin_token: str | None = None) -> Flask:
+    """Build the web app around a loaded configuration and store (admin API when a token is given)."""
     app = Flask("relay")
+    app.register_blueprint(blueprint(store, admin_token))
+    if admin_token:
+        REDACTOR.add([admin_token])
     app.config["MAX_CONTENT_LENGTH"] = config.file.ingress.max_body_bytes
     REDACTOR.add(config.secrets())
 

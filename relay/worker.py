@@ -19,13 +19,15 @@ from collections.abc import Callable, Sequence
 
 from relay import notices
 from relay.config import RelayConfig
-from relay.errors import PermanentError, TransientError
-from relay.models import Transition
+from relay.errors import PermanentError, RelayError, TransientError
+from relay.models import Job, Transition
 from relay.pipeline import Outcome, Pipeline
 from relay.redact import REDACTOR
 from relay.store import Store
+from relay.sweep import sweep_all
 
 log = logging.getLogger(__name__)
+SWEEP_CHECK = 5.0  # seconds between checks whether a sweep is due
 
 
 def describe(error: BaseException) -> str:
@@ -51,11 +53,16 @@ class Worker:
         self.wake = wake or threading.Event()
         self.owner = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
         self.tuning = config.file.worker
+        self._next_sweep_check = 0.0
 
     def run_once(self) -> int:
         """Run one round (ready sync jobs, then ready notify jobs); return how many jobs ran."""
         handled = 0
-        for kind, run in (("sync", self.pipeline.sync), ("notify", self.pipeline.notify)):
+        def renew(jobs: Sequence[Job]) -> set[int]:
+            return self.store.renew(self.owner, [j.id for j in jobs], self.tuning.lease_seconds)
+
+        sync: Callable[[Sequence[Job]], list[Outcome]] = lambda jobs: self.pipeline.sync(jobs, renew)  # noqa: E731
+        for kind, run in (("sync", sync), ("notify", self.pipeline.notify)):
             self._linger(kind)
             jobs = self.store.claim(self.owner, kind, limit=self.tuning.batch_size,
                                     lease_seconds=self.tuning.lease_seconds)
@@ -84,12 +91,23 @@ class Worker:
                 return
             time.sleep(min(linger - quiet, 0.02))
 
+    def maybe_sweep(self) -> int:
+        """Run the recovery sweeps that are due (at most one worker runs each); return deals queued."""
+        if not self.config.file.sweep.enabled or time.monotonic() < self._next_sweep_check:
+            return 0
+        self._next_sweep_check = time.monotonic() + SWEEP_CHECK
+        try:
+            return sum(r.queued for r in sweep_all(self.config, self.store, self.pipeline.sources))
+        except RelayError as exc:
+            log.warning("sweep failed, will retry at its next interval: %s", describe(exc))
+            return 0
+
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set, sleeping on ``wake`` (or the poll interval) when idle."""
         log.info("worker %s started", self.owner)
         while not stop.is_set():
             try:
-                busy = self.run_once()
+                busy = self.run_once() + self.maybe_sweep()
             except Exception:
                 log.exception("worker round failed (database unavailable?)")
                 busy = 0

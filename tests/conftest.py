@@ -56,3 +56,43 @@ def relay_env(tmp_path):  # type: ignore[no-untyped-def]
         assert not leaks, f"secret in job records: {leaks[:3]}"
     finally:
         stop(env)
+
+
+def _postgres_admin_url() -> str | None:
+    import os
+
+    url = os.environ.get("RELAY_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("RELAY_TEST_NO_POSTGRES") == "1":
+            pytest.skip("RELAY_TEST_NO_POSTGRES=1: PostgreSQL tests skipped on request")
+        pytest.fail("RELAY_TEST_POSTGRES_URL is not set: run the suite with ./test, which starts PostgreSQL")
+    return url
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (dropped afterwards)."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    admin_url = _postgres_admin_url()
+    assert admin_url is not None
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:  # type: ignore[no-untyped-def]
+    """The store's contract runs on both backends."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/relay.db"
+    return request.getfixturevalue("postgres_url")

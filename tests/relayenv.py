@@ -85,6 +85,8 @@ class RelayEnv:
     target: EmulatedPortal
     relay: Relay
     url: str
+    config_path: Path
+    database_url: str
 
     @property
     def store(self) -> Store:
@@ -115,6 +117,16 @@ class RelayEnv:
             time.sleep(0.02)
         raise AssertionError(f"queue did not settle: {self.store.counts()}")
 
+    def process_env(self) -> dict[str, str]:
+        """Environment for `relay` subprocesses sharing this relay's config and database."""
+        import os
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+        env.update(env_for(self.source, self.target))
+        env.update({"RELAY_CONFIG": str(self.config_path), "RELAY_DATABASE_URL": self.database_url,
+                    "RELAY_LOG_LEVEL": "WARNING"})
+        return env
+
     def job_texts(self) -> list[str]:
         """Every stored job column as text (for the secret check)."""
         with self.store.engine.connect() as conn:
@@ -122,7 +134,7 @@ class RelayEnv:
 
 
 def start(tmp: Path, *, mapping: str | None = None, extra: str = "", rate: float = 50.0, burst: int = 50,
-          batch_size: int = 25) -> RelayEnv:
+          batch_size: int = 25, database_url: str | None = None) -> RelayEnv:
     """Start portals and a relay; the caller stops them with stop()."""
     scfg, tcfg = default_source_config(), default_target_config()
     scfg.secret, tcfg.secret = SOURCE_SECRET, TARGET_SECRET
@@ -133,9 +145,10 @@ def start(tmp: Path, *, mapping: str | None = None, extra: str = "", rate: float
     target.start()
     path = write_config(tmp, source, target, mapping=mapping, extra=extra, batch_size=batch_size)
     config = load_config(path, env_for(source, target))
-    relay = build(config, Store(f"sqlite:///{tmp}/relay.db"))
+    relay = build(config, Store(database_url or f"sqlite:///{tmp}/relay.db"))
     server = serve_in_thread(relay.app())
-    env = RelayEnv(source, target, relay, f"http://127.0.0.1:{server.server_port}")
+    env = RelayEnv(source, target, relay, f"http://127.0.0.1:{server.server_port}", path,
+                   database_url or f"sqlite:///{tmp}/relay.db")
     env._server = server  # type: ignore[attr-defined]
     return env
 

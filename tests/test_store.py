@@ -8,8 +8,8 @@ from relay.store import Store
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(f"sqlite:///{tmp_path}/relay.db")
+def store(database_url: str) -> Store:
+    s = Store(database_url)
     yield s
     s.close()
 
@@ -100,8 +100,8 @@ def test_links(store: Store) -> None:
     assert store.unlink("p", "7") and store.link("p", "7") is None
 
 
-def test_survives_reopen(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/relay.db"
+def test_survives_reopen(database_url: str) -> None:
+    url = database_url
     s1 = Store(url)
     queued = s1.enqueue_sync("p", "7", "E")
     s1.close()

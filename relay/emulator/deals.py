@@ -171,6 +171,19 @@ def update_deal(state: PortalState, deal_id: int, fields: Any, *, trusted: bool 
     state.changes.append(("ONCRMDEALUPDATE", deal_id))
 
 
+def move_deal(state: PortalState, deal_id: int, category: int, stage: str | None = None) -> None:
+    """A user moves a deal to another funnel: fires ``ONCRMDEALMOVETOCATEGORY``, **not**
+    ``ONCRMDEALUPDATE`` — ``api-reference/crm/deals/events/on-crm-deal-move-to-category.md``."""
+    old = state.deal(deal_id)
+    stage = stage or state.stages(category)[0]
+    _check_stage(state, stage, category)
+    now = iso(state.now())
+    record = {**old, "CATEGORY_ID": str(category), "STAGE_ID": stage, "MOVED_TIME": now, "DATE_MODIFY": now}
+    _derive(state, record)
+    state.deals[deal_id] = record
+    state.changes.append(("ONCRMDEALMOVETOCATEGORY", deal_id))
+
+
 def delete_deal(state: PortalState, deal_id: int) -> None:
     """Remove a deal and its rows — ``api-reference/crm/deals/crm-deal-delete.md``."""
     state.deal(deal_id)

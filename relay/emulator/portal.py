@@ -97,6 +97,12 @@ class Portal(PipelineMixin, OutgoingMixin):
             deals.update_deal(self.state, int(deal_id), dict(fields), trusted=True, actor=by_user)
         self._fire_changes("user")
 
+    def move_deal(self, deal_id: int, category: int, stage: str | None = None) -> None:
+        """Move a deal to another funnel as a user (``ONCRMDEALUPDATE`` does not fire)."""
+        with self._lock:
+            deals.move_deal(self.state, int(deal_id), int(category), stage)
+        self._fire_changes("user")
+
     def delete_deal(self, deal_id: int) -> None:
         """Delete a deal as a user (fires ``ONCRMDEALDELETE`` to bound handlers)."""
         with self._lock:

@@ -1,0 +1,110 @@
+"""Recovery sweep: find deals whose events Bitrix24 never delivered, and queue them.
+
+Bitrix24 never re-sends an event its handler missed, and ``ONCRMDEALUPDATE`` does not fire when a
+deal moves to another funnel (``api-reference/events/index.md``,
+``api-reference/crm/deals/events/index.md``).  So each source is asked, with paged ``crm.deal.list``
+calls through the portal's pacer, for deals in the trigger stages modified since the last watermark
+(minus an overlap margin); a deal is queued when the relay has no link for it or last relayed an
+older ``DATE_MODIFY``.  The sync job then re-reads it and writes only if its mapped content changed.
+The watermark is the newest ``DATE_MODIFY`` seen, in the portal's own clock and format.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from relay.client import PortalClient
+from relay.config import RelayConfig
+from relay.store import Store
+
+log = logging.getLogger(__name__)
+PAGE = 50  # crm.deal.list pages are 50 deals — api-reference/crm/deals/crm-deal-list.md
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What one sweep of one source saw and did."""
+
+    source_id: str
+    since: str
+    seen: int
+    queued: int
+    watermark: str | None
+
+    def summary(self) -> str:
+        return f"since {self.since}: {self.seen} deal(s) in trigger stages, {self.queued} queued"
+
+
+def _parse(value: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def since(watermark: str | None, overlap: float, lookback: float, now: datetime) -> str:
+    """The ``>=DATE_MODIFY`` bound: watermark − overlap, or now − lookback for a first sweep."""
+    mark = _parse(watermark) if watermark else None
+    start = mark - timedelta(seconds=overlap) if mark else now - timedelta(seconds=lookback)
+    return start.isoformat(timespec="seconds")
+
+
+def _newest(a: str | None, b: str | None) -> str | None:
+    pa, pb = (_parse(a) if a else None), (_parse(b) if b else None)
+    if pa is None:
+        return b if pb is not None else a
+    if pb is None:
+        return a
+    return b if pb > pa else a
+
+
+def sweep_source(config: RelayConfig, store: Store, client: PortalClient, source_id: str, *,
+                 force: bool = False, now: datetime | None = None) -> SweepResult | None:
+    """Sweep one source if its sweep is due (or ``force``); None when another worker has it."""
+    tuning = config.file.sweep
+    taken, watermark = store.claim_sweep(source_id, tuning.interval, force=force)
+    if not taken:
+        return None
+    spec = config.mappings[source_id]
+    bound = since(watermark, tuning.overlap, tuning.lookback, now or datetime.now(timezone.utc))
+    flt: dict[str, Any] = {">=DATE_MODIFY": bound}
+    if spec.trigger and spec.trigger.stages:
+        flt["@STAGE_ID"] = list(spec.trigger.stages)
+    seen: dict[str, str] = {}
+    start: int | None = 0
+    while start is not None:
+        reply = client.call_raw("crm.deal.list", {"filter": flt, "select": ["ID", "DATE_MODIFY", "STAGE_ID"],
+                                                  "order": {"ID": "ASC"}, "start": start})
+        for deal in reply.get("result") or []:
+            seen[str(deal["ID"])] = str(deal.get("DATE_MODIFY") or "")
+        nxt = reply.get("next")
+        start = int(nxt) if isinstance(nxt, (int, str)) and str(nxt).isdigit() and int(nxt) > start else None
+    links = store.links([(source_id, deal_id) for deal_id in seen])
+    queued = 0
+    newest = watermark
+    for deal_id, modified in seen.items():
+        newest = _newest(newest, modified or None)
+        link = links.get((source_id, deal_id))
+        if link is None or link.state != "linked" or link.source_modified != modified:
+            store.enqueue_sync(source_id, deal_id, "SWEEP")
+            queued += 1
+    result = SweepResult(source_id, bound, len(seen), queued, newest)
+    store.finish_sweep(source_id, newest, result.summary())
+    log.info("sweep of %s %s", source_id, result.summary())
+    return result
+
+
+def sweep_all(config: RelayConfig, store: Store, clients: Mapping[str, PortalClient], *,
+              force: bool = False) -> list[SweepResult]:
+    """Sweep every source that is due (or all of them with ``force``)."""
+    results = []
+    for source in config.file.sources:
+        res = sweep_source(config, store, clients[source.id], source.id, force=force)
+        if res is not None:
+            results.append(res)
+    return results
