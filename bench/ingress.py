@@ -560,7 +560,7 @@ def run_wrk(wrk: str, port: int, base: int, total: int, concurrency: int, timeou
         # (SIGINT makes wrk stop, then print its results) once each thread reported its quota done
         deadline = time.monotonic() + max_seconds + 5
         while proc.poll() is None and time.monotonic() < deadline:
-            if len(donefile.read_text().split()) >= nthreads:
+            if len(donefile.read_text().split()) >= nthreads or server.proc.poll() is not None:
                 proc.send_signal(signal.SIGINT)
                 break
             time.sleep(0.002)
@@ -870,6 +870,8 @@ def print_summary(phases: list[Phase], args: argparse.Namespace, loadgens: dict[
     ratio_title = "relay/trivial" if "baseline" in targets else ""
 
     def row(name: str, mode: str, fn: Callable[[Results], float], spec: str) -> None:
+        if not any(m == mode for _, m in get):
+            return
         values = [fn(get[(t, mode)].res) if (t, mode) in get else math.nan for t in targets]
         cells = "".join(f"{_fmt(v, spec):>13}" for v in values)
         if ratio_title:

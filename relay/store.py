@@ -228,26 +228,31 @@ class Store:
     # --- worker side -------------------------------------------------------------------------
 
     def _reap(self, conn: Connection, now: float) -> None:
-        expired = conn.execute(
-            select(jobs.c.id, jobs.c.kind, jobs.c.source_id, jobs.c.deal_id).where(
-                jobs.c.status == "running", jobs.c.lease_until < now
-            )
-        ).all()
-        for row in expired:
+        query = select(jobs.c.id, jobs.c.kind, jobs.c.source_id, jobs.c.deal_id).where(
+            jobs.c.status == "running", jobs.c.lease_until < now)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)  # one reaper per expired job
+        for row in conn.execute(query).all():
+            expired = update(jobs).where(jobs.c.id == row.id, jobs.c.status == "running")
             pending = None
             if row.kind == "sync":
-                pending = conn.execute(
-                    select(jobs.c.id).where(_PENDING_SYNC, jobs.c.source_id == row.source_id, jobs.c.deal_id == row.deal_id)
-                ).first()
+                pending = conn.execute(select(jobs.c.id).where(
+                    _PENDING_SYNC, jobs.c.source_id == row.source_id, jobs.c.deal_id == row.deal_id,
+                    jobs.c.id != row.id)).first()
+            if pending is None:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(expired.values(status="pending", lease_owner=None, lease_until=None,
+                                                    available_at=now, updated_at=now,
+                                                    last_error="lease expired (worker stopped); taken back"))
+                    continue
+                except IntegrityError:  # a call for this deal was queued meanwhile
+                    pending = conn.execute(select(jobs.c.id).where(
+                        _PENDING_SYNC, jobs.c.source_id == row.source_id, jobs.c.deal_id == row.deal_id)).first()
+            conn.execute(expired.values(status="merged", lease_owner=None, lease_until=None, updated_at=now,
+                                        last_error=f"lease expired; merged into job {pending.id if pending else '?'}"))
             if pending is not None:
-                conn.execute(update(jobs).where(jobs.c.id == row.id).values(
-                    status="merged", lease_owner=None, lease_until=None, updated_at=now,
-                    last_error=f"lease expired; merged into job {pending.id}"))
                 conn.execute(update(jobs).where(jobs.c.id == pending.id).values(available_at=now, updated_at=now))
-            else:
-                conn.execute(update(jobs).where(jobs.c.id == row.id).values(
-                    status="pending", lease_owner=None, lease_until=None, available_at=now, updated_at=now,
-                    last_error="lease expired (worker stopped); taken back"))
 
     def claim(self, owner: str, kind: str, *, limit: int = 1, lease_seconds: float = 120.0,
               now: float | None = None) -> list[Job]:
@@ -342,8 +347,10 @@ class Store:
             return []
         with self.engine.begin() as conn:
             ids = [t.job.id for t in transitions]
-            owned = {r.id for r in conn.execute(select(jobs.c.id).where(
-                jobs.c.id.in_(ids), jobs.c.status == "running", jobs.c.lease_owner == owner))}
+            mine = select(jobs.c.id).where(jobs.c.id.in_(ids), jobs.c.status == "running", jobs.c.lease_owner == owner)
+            if conn.dialect.name == "postgresql":
+                mine = mine.with_for_update()  # no reaper may take them back while we record the round
+            owned = {r.id for r in conn.execute(mine)}
             waiting = self._pending_keys(conn, [t.job for t in transitions if t.status == "pending"])
             rows = [self._job_values(t, now, waiting) for t in transitions if t.job.id in owned]
             if rows:

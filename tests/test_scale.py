@@ -37,7 +37,13 @@ def wait_settled(env: RelayEnv, expect_deals: int, timeout: float) -> None:
         if settled(env) and len(env.target.deals()) >= expect_deals:
             return
         time.sleep(0.2)
-    raise AssertionError(f"not settled: {env.store.counts()}, {len(env.target.deals())} target deals")
+    have = {d["UF_CRM_SOURCE_DEAL"].rsplit(":", 1)[1] for d in env.target.deals()}
+    missing = sorted({str(j.deal_id) for j in env.store.jobs(kind="sync", limit=5000)} - have)
+    history = {m: [(j.id, j.status, j.outcome, j.attempts, j.trigger, (j.last_error or "")[:80])
+                   for j in env.store.jobs(deal_id=m, limit=20)] for m in missing[:3]}
+    links = {m: env.store.link("partner", m) for m in missing[:3]}
+    raise AssertionError(f"not settled: {env.store.counts()}, {len(env.target.deals())} target deals; "
+                         f"missing {missing[:10]}: {history} {links}")
 
 
 def assert_exactly_once(env: RelayEnv, deal_ids: list[int]) -> None:
@@ -76,46 +82,71 @@ def test_four_worker_processes_on_postgresql_relay_each_deal_once(tmp_path: Path
     assert codes == [0, 0, 0, 0]  # SIGTERM: current round finished, clean exit
 
 
+def running_pids(env: RelayEnv) -> set[int]:
+    """Pids of worker processes holding a lease right now (owner is host:pid:thread)."""
+    from sqlalchemy import text
+
+    with env.store.engine.connect() as conn:
+        owners = conn.execute(text("SELECT lease_owner FROM jobs WHERE status = 'running'")).scalars().all()
+    return {int(o.split(":")[1]) for o in owners if o and o.count(":") >= 2}
+
+
 def test_sigkill_at_random_moments_never_duplicates_or_loses(tmp_path: Path, postgres_url: str) -> None:
-    extra = NO_SWEEP
-    env = start(tmp_path, rate=100.0, burst=5000, batch_size=5, database_url=postgres_url, extra=extra)
+    env = start(tmp_path, rate=100.0, burst=5000, batch_size=5, database_url=postgres_url, extra=NO_SWEEP)
     cfg = env.config_path.read_text().replace("lease_seconds: 30", "lease_seconds: 5").replace(
         "max_attempts: 5", "max_attempts: 100")
     env.config_path.write_text(cfg)
     for portal in (env.source, env.target):
-        portal.inject("timeout", delay=0.04, times=-1)  # every request takes a while: kills land mid-flight
+        portal.inject("timeout", delay=0.1, times=-1)  # every request takes a while: kills land mid-flight
     log = tmp_path / "workers.log"
     workers = [spawn_worker(env, log) for _ in range(3)]
     kills = 0
+    stop_sending = threading.Event()
+    rng = random.Random(11)
     try:
         deals = [env.new_deal(TITLE=f"Deal {i}") for i in range(200)]
-        sender_done = threading.Event()
 
         def send() -> None:
             for i, deal_id in enumerate(deals):
                 env.event(deal_id)
                 if i % 3 == 0:
                     env.event(deals[i // 2])  # duplicates of earlier deals
-                time.sleep(0.02)
-            sender_done.set()
+                time.sleep(0.01)
+            while not stop_sending.is_set():  # keep real work coming: partners edit relayed deals
+                deal_id = rng.choice(deals)
+                env.source.update_deal(deal_id, {"TITLE": f"Deal {deal_id} v{rng.randrange(1000)}"})
+                env.event(deal_id)
+                time.sleep(0.05)
 
-        threading.Thread(target=send, daemon=True).start()
-        rng = random.Random(11)
-        while kills < 30 or not sender_done.is_set():
-            time.sleep(rng.uniform(0.05, 0.3))
-            victim = rng.randrange(len(workers))
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        deadline = time.monotonic() + 180
+        while kills < 30 and time.monotonic() < deadline:
+            busy = running_pids(env) & {w.pid for w in workers}
+            if not busy:
+                time.sleep(0.02)
+                continue
+            time.sleep(rng.uniform(0.0, 0.3))  # a random moment inside the job
+            pid = rng.choice(sorted(busy))
+            victim = next(i for i, w in enumerate(workers) if w.pid == pid)
             workers[victim].send_signal(signal.SIGKILL)
             workers[victim].wait(10)
             kills += 1
             workers[victim] = spawn_worker(env, log)
+        stop_sending.set()
+        sender.join(10)
         wait_settled(env, 200, 120)
         assert_exactly_once(env, deals)
+        for deal in env.target.deals():  # the newest title of each deal arrived
+            source_id = int(deal["UF_CRM_SOURCE_DEAL"].rsplit(":", 1)[1])
+            assert deal["TITLE"] == f"{env.source.deal(source_id)['TITLE']} ({env.source.config.domain})"
         assert env.store.jobs(kind="sync", status="dead", limit=5) == []
-        retried = [j for j in env.store.jobs(kind="sync", limit=2000) if j.attempts > 1 or j.status == "merged"]
+        retried = [j for j in env.store.jobs(kind="sync", limit=5000) if j.attempts > 1 or j.status == "merged"]
         assert retried, "no kill interrupted a job: the test proved nothing"
         commented = {int(c["ENTITY_ID"]) for c in env.source.comments()}
         assert set(deals) <= commented
     finally:
+        stop_sending.set()
         for w in workers:
             w.send_signal(signal.SIGTERM)
         for w in workers:
