@@ -72,7 +72,7 @@ PASS/FAIL.  Runs of a few seconds on a shared 2-core VM vary by up to +-25 %: co
 
 Exit status: 0 when nothing was lost and every request got a 200; 1 otherwise (lost calls,
 non-200 answers or transport errors); with ``--require-targets`` also 3 when a target is missed;
-2 for a setup failure (gunicorn did not start, ...).
+2 when the benchmark itself failed (gunicorn did not start, wrk failed, ...).
 
 Safety: all traffic goes to 127.0.0.1; every loop is bounded by a request count and a deadline;
 gunicorn (its own process group) is stopped at the end, on errors and on Ctrl-C.
@@ -918,7 +918,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None,
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
-    ap.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker (gthread)")
+    ap.add_argument("--threads", type=int, default=16, help="gunicorn threads per worker (gthread)")
     ap.add_argument("--concurrency", type=int, default=32, help="connections in max mode")
     ap.add_argument("--requests", type=int, default=5000, help="requests in max mode")
     ap.add_argument("--rate", type=float, default=300.0, help="requests/s in rate mode")
@@ -1022,7 +1022,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted", file=sys.stderr)
         return 130
     except RuntimeError as exc:
-        print(f"setup failed: {exc}", file=sys.stderr)
+        print(f"benchmark failed: {exc}", file=sys.stderr)
         return 2
     finally:
         for server in servers:

@@ -9,7 +9,8 @@ What it does, for the relay (``relay serve`` in its own process, as deployed) an
 handler.php plan, 6 sequential calls per event, no queue/retries/batching/pacing), each on a fresh
 pair of emulated portals with the same limit enforced (``--rate`` per second, ``--burst``):
 
-1. N deals with ``--rows`` product rows each are put into a trigger stage at once;
+1. (the relay is started first and has run its start-up recovery sweep) N deals with ``--rows``
+   product rows each are put into a trigger stage at once;
 2. one ``ONCRMDEALUPDATE`` event per deal is fired at the handler by ``--senders`` threads (the
    portal's queue server);
 3. the clock runs until every deal is on the target with its rows, the source deal has its
@@ -139,7 +140,6 @@ def relay_run(args: argparse.Namespace) -> Run:
     source, target = portals(args.rate, args.burst)
     proc = None
     try:
-        ids = seed(source, args.deals, args.rows)
         with tempfile.TemporaryDirectory(prefix="b24relay-bench-") as tmp:
             cfg = Path(tmp) / "relay.yaml"
             (Path(tmp) / "mappings").mkdir()
@@ -158,6 +158,8 @@ worker: {{threads: {args.workers}, batch_size: 25, linger: {args.linger}}}
                                     env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             handler = f"http://127.0.0.1:{port}/b24/partner"
             wait_healthy(f"http://127.0.0.1:{port}/healthz", proc)
+            time.sleep(3)  # the relay runs its start-up recovery sweep (an empty portal: one request)
+            ids = seed(source, args.deals, args.rows)  # then the manager moves N deals at once
             source.reset_log()
             target.reset_log()
             started = time.monotonic()

@@ -1,8 +1,10 @@
 """The database seam: the job queue (lease / ack / retry / dead), deal links and job history.
 
-Only this module speaks SQL (SQLAlchemy Core).  SQLite is the embedded default: WAL journal,
-``synchronous=FULL`` (an acknowledged call survives a crash or power loss) and ``BEGIN IMMEDIATE``
-transactions so that claiming a job is atomic across threads and processes.
+Only this module (with its SQLite helper :mod:`relay.sqlite_ingress`) speaks SQL (SQLAlchemy Core).
+SQLite is the embedded default: WAL journal, ``synchronous=FULL`` (an acknowledged call survives a
+crash or power loss), write transactions ``BEGIN IMMEDIATE`` under one host-wide write lock, and
+handler calls stored by group commit.  PostgreSQL (several hosts): row locks and
+``FOR UPDATE SKIP LOCKED``.  The schema is managed by Alembic (``relay/migrations``).
 
 Queue rules:
 * at most one *pending* sync job per source deal — later calls for it merge into it (``events``);
@@ -17,6 +19,8 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Sequence
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +48,11 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.engine import Connection, Engine, RowMapping, make_url
 from sqlalchemy.exc import IntegrityError
 
 from relay.models import Enqueued, Job, Link, Transition
+from relay.sqlite_ingress import GroupCommitter, WriteLock
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +159,8 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # writers take the write lock up front (no deadlocking lock upgrades); readers do not block
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("relay_write") else "BEGIN")
 
     return engine
 
@@ -162,16 +168,37 @@ def _sqlite_engine(url: str) -> Engine:
 class Store:
     """Jobs and links in one database; every method is one short transaction."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, group_commit: bool = True) -> None:
         self.url = url
-        self.engine = _sqlite_engine(url) if url.startswith("sqlite") else create_engine(url, pool_pre_ping=True)
+        self.sqlite = url.startswith("sqlite")
+        self.engine = _sqlite_engine(url) if self.sqlite else create_engine(url, pool_pre_ping=True)
+        self._lock: WriteLock | None = None
+        self._committer: GroupCommitter | None = None
+        if self.sqlite and make_url(url).database not in (None, "", ":memory:"):
+            self._lock = WriteLock(str(make_url(url).database))
+            if group_commit:
+                self._committer = GroupCommitter(self._raw_connection, self._lock)
         self.migrate()
+
+    def _raw_connection(self) -> Any:
+        return self.engine.raw_connection()  # kept by the committer thread for good
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        """A write transaction (under the SQLite write lock when there is one)."""
+        writer = self.engine.execution_options(relay_write=True)
+        if self._lock is None:
+            with writer.begin() as conn:
+                yield conn
+            return
+        with self._lock.held(), writer.begin() as conn:
+            yield conn
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (Alembic); safe when several processes start at once."""
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(724001)"))  # one migrator at a time
             names = set(inspect(conn).get_table_names())
@@ -194,15 +221,29 @@ class Store:
     def enqueue_sync(
         self, source_id: str, deal_id: str, trigger: str, *, event_token: str | None = None, now: float | None = None
     ) -> Enqueued:
-        """Store a call for a deal: merge into its pending sync job, or add one."""
+        """Store a call for a deal: merge into its pending sync job, or add one (durably committed)."""
         now = time.time() if now is None else now
+        if self._committer is not None:
+            return self._committer.enqueue([(source_id, deal_id, trigger, event_token)], now)[0]
         for _ in range(3):
             try:
-                with self.engine.begin() as conn:
+                with self._tx() as conn:
                     return self._enqueue(conn, source_id, deal_id, trigger, event_token, now)
             except IntegrityError:  # a concurrent writer inserted the pending job first
                 continue
         raise RuntimeError("could not enqueue: pending-job race did not settle")
+
+    def enqueue_many(self, source_id: str, deal_ids: Sequence[str], trigger: str,
+                     now: float | None = None) -> list[Enqueued]:
+        """Store calls for many deals of one source at once (the sweep)."""
+        now = time.time() if now is None else now
+        if self._committer is not None:
+            return self._committer.enqueue([(source_id, d, trigger, None) for d in deal_ids], now)
+        try:
+            with self._tx() as conn:
+                return [self._enqueue(conn, source_id, d, trigger, None, now) for d in deal_ids]
+        except IntegrityError:  # raced with the handler: one by one
+            return [self.enqueue_sync(source_id, d, trigger, now=now) for d in deal_ids]
 
     def _enqueue(
         self, conn: Connection, source_id: str, deal_id: str, trigger: str, event_token: str | None, now: float
@@ -258,7 +299,7 @@ class Store:
               now: float | None = None) -> list[Job]:
         """Lease up to ``limit`` ready jobs of ``kind`` (oldest first) for ``owner``."""
         now = time.time() if now is None else now
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             self._reap(conn, now)
             cond = [jobs.c.kind == kind, jobs.c.status == "pending", jobs.c.available_at <= now]
             if kind == "sync":
@@ -283,7 +324,7 @@ class Store:
         now = time.time() if now is None else now
         if not job_ids:
             return set()
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             mine = {r.id for r in conn.execute(select(jobs.c.id).where(
                 jobs.c.id.in_(list(job_ids)), jobs.c.status == "running", jobs.c.lease_owner == owner,
                 jobs.c.lease_until >= now))}
@@ -297,7 +338,7 @@ class Store:
                     now: float | None = None) -> tuple[bool, str | None]:
         """Take this source's sweep if it is due (or ``force``); return (taken, watermark)."""
         now = time.time() if now is None else now
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             if conn.execute(select(sweeps.c.source_id).where(sweeps.c.source_id == source_id)).first() is None:
                 try:
                     with conn.begin_nested():
@@ -317,12 +358,12 @@ class Store:
         values: dict[str, Any] = {"last_run_at": now, "last_result": result}
         if watermark:
             values["watermark"] = watermark
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             conn.execute(update(sweeps).where(sweeps.c.source_id == source_id).values(**values))
 
     def request_sweep(self, source_id: str | None = None) -> None:
         """Make sweeps due now (all sources, or one); a worker runs them on its next round."""
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             query = update(sweeps).values(next_run_at=0.0)
             if source_id is not None:
                 query = query.where(sweeps.c.source_id == source_id)
@@ -345,7 +386,7 @@ class Store:
         now = time.time() if now is None else now
         if not transitions:
             return []
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             ids = [t.job.id for t in transitions]
             mine = select(jobs.c.id).where(jobs.c.id.in_(ids), jobs.c.status == "running", jobs.c.lease_owner == owner)
             if conn.dialect.name == "postgresql":
@@ -435,7 +476,7 @@ class Store:
         """Record, before sending, that a create is about to be attempted for these deals."""
         now = time.time() if now is None else now
         keys = list(dict.fromkeys(keys))
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             existing = self._existing_links(conn, keys)
             rows = [{"source_id": s, "deal_id": d, "state": "creating", "created_at": now, "updated_at": now}
                     for s, d in keys if (s, d) not in existing]
@@ -455,7 +496,7 @@ class Store:
     def set_link(self, source_id: str, deal_id: str, target_deal_id: str, fingerprint: str | None,
                  now: float | None = None) -> None:
         """Record the target deal of a source deal and the fingerprint last written to it."""
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             self._set_link(conn, (source_id, deal_id), target_deal_id, fingerprint, time.time() if now is None else now)
 
     def _set_link(self, conn: Connection, key: tuple[str, str], target_deal_id: str, fingerprint: str | None,
@@ -469,13 +510,13 @@ class Store:
 
     def forget_creating(self, source_id: str, deal_id: str) -> None:
         """Drop a ``creating`` mark after the target certainly refused the create."""
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             conn.execute(links.delete().where(links.c.source_id == source_id, links.c.deal_id == deal_id,
                                               links.c.state == "creating"))
 
     def unlink(self, source_id: str, deal_id: str) -> bool:
         """Forget a link entirely (the next transfer creates a new target deal)."""
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             return conn.execute(links.delete().where(links.c.source_id == source_id,
                                                      links.c.deal_id == deal_id)).rowcount == 1
 
@@ -517,7 +558,7 @@ class Store:
             return Enqueued(job_id=job.id, merged=True)
         if job.kind == "sync":
             return self.enqueue_sync(job.source_id, job.deal_id, "REPLAY", event_token=job.event_token, now=now)
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             conn.execute(update(jobs).where(jobs.c.id == job.id).values(
                 status="pending", attempts=0, available_at=now, updated_at=now))
         return Enqueued(job_id=job.id, merged=False)

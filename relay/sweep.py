@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from relay.b24 import MAX_BATCH, Command
 from relay.client import PortalClient
 from relay.config import RelayConfig
 from relay.store import Store
@@ -63,6 +64,28 @@ def _newest(a: str | None, b: str | None) -> str | None:
     return b if pb > pa else a
 
 
+def _page(flt: Mapping[str, Any], start: int) -> Command:
+    return Command("crm.deal.list", {"filter": dict(flt), "select": ["ID", "DATE_MODIFY", "STAGE_ID"],
+                                     "order": {"ID": "ASC"}, "start": start})
+
+
+def list_all(client: PortalClient, flt: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every deal matching ``flt``: the first page tells ``total``; the other pages go 50 to a
+    ``batch`` (2,500 deals per request) — ``settings/how-to-call-rest-api/list-methods-pecularities.md``."""
+    first = client.call_raw("crm.deal.list", _page(flt, 0).params)
+    deals = list(first.get("result") or [])
+    total, nxt = first.get("total"), first.get("next")
+    if not isinstance(nxt, int) or not isinstance(total, int):
+        return deals
+    starts = list(range(nxt, total, PAGE))
+    for i in range(0, len(starts), MAX_BATCH):
+        cmds = {f"p{n}": _page(flt, start) for n, start in enumerate(starts[i:i + MAX_BATCH])}
+        reply = client.batch(cmds, write=False)
+        for name in cmds:
+            deals.extend(reply.get(name) or [])
+    return deals
+
+
 def sweep_source(config: RelayConfig, store: Store, client: PortalClient, source_id: str, *,
                  force: bool = False, now: datetime | None = None) -> SweepResult | None:
     """Sweep one source if its sweep is due (or ``force``); None when another worker has it."""
@@ -75,25 +98,17 @@ def sweep_source(config: RelayConfig, store: Store, client: PortalClient, source
     flt: dict[str, Any] = {">=DATE_MODIFY": bound}
     if spec.trigger and spec.trigger.stages:
         flt["@STAGE_ID"] = list(spec.trigger.stages)
-    seen: dict[str, str] = {}
-    start: int | None = 0
-    while start is not None:
-        reply = client.call_raw("crm.deal.list", {"filter": flt, "select": ["ID", "DATE_MODIFY", "STAGE_ID"],
-                                                  "order": {"ID": "ASC"}, "start": start})
-        for deal in reply.get("result") or []:
-            seen[str(deal["ID"])] = str(deal.get("DATE_MODIFY") or "")
-        nxt = reply.get("next")
-        start = int(nxt) if isinstance(nxt, (int, str)) and str(nxt).isdigit() and int(nxt) > start else None
+    seen = {str(d["ID"]): str(d.get("DATE_MODIFY") or "") for d in list_all(client, flt)}
     links = store.links([(source_id, deal_id) for deal_id in seen])
-    queued = 0
     newest = watermark
+    due = []
     for deal_id, modified in seen.items():
         newest = _newest(newest, modified or None)
         link = links.get((source_id, deal_id))
         if link is None or link.state != "linked" or link.source_modified != modified:
-            store.enqueue_sync(source_id, deal_id, "SWEEP")
-            queued += 1
-    result = SweepResult(source_id, bound, len(seen), queued, newest)
+            due.append(deal_id)
+    store.enqueue_many(source_id, due, "SWEEP")
+    result = SweepResult(source_id, bound, len(seen), len(due), newest)
     store.finish_sweep(source_id, newest, result.summary())
     log.info("sweep of %s %s", source_id, result.summary())
     return result

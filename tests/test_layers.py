@@ -49,5 +49,8 @@ def test_only_the_client_imports_requests_and_tenacity() -> None:
 
 
 def test_only_the_store_speaks_sql() -> None:
-    users = sorted(p.stem for p in RELAY.glob("*.py") if "sqlalchemy" in {n.split(".")[0] for n in imports(p.stem)})
+    sql = {"sqlalchemy", "sqlite3", "alembic", "psycopg"}
+    users = sorted(p.stem for p in RELAY.glob("*.py") if sql & {n.split(".")[0] for n in imports(p.stem)})
     assert users == ["store"]
+    helper = (RELAY / "sqlite_ingress.py").read_text()
+    assert "INSERT INTO jobs" in helper and "relay.sqlite_ingress" in (RELAY / "store.py").read_text()

@@ -108,3 +108,16 @@ def test_survives_reopen(database_url: str) -> None:
     s2 = Store(url)
     assert s2.job(queued.job_id).status == "pending"
     s2.close()
+
+
+def test_concurrent_calls_are_all_stored_and_merged_per_deal(store: Store) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    calls = [str(7000 + (i % 20)) for i in range(800)]
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda d: store.enqueue_sync("p", d, "E"), calls))
+    pending = store.jobs(status="pending", limit=100)
+    assert len(pending) == 20 and len({j.deal_id for j in pending}) == 20
+    assert sum(j.events for j in pending) == 800
+    assert sum(not a.merged for a in answers) == 20
+    assert {a.job_id for a in answers} == {j.id for j in pending}

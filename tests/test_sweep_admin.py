@@ -85,3 +85,15 @@ def test_admin_api_needs_its_token_and_replays_dead_jobs(relay_env: RelayEnv) ->
 def test_admin_api_is_off_without_a_token(relay_env: RelayEnv) -> None:
     resp = requests.get(relay_env.url + "/admin/jobs", headers={"Authorization": "Bearer x"}, timeout=5)
     assert resp.status_code == 404
+
+
+def test_sweep_pages_through_many_deals_in_two_requests(relay_env: RelayEnv) -> None:
+    from relay.sweep import sweep_all
+
+    env = relay_env
+    lost = {env.new_deal(TITLE=f"Lost {i}") for i in range(130)}
+    env.source.reset_log()
+    [result] = sweep_all(env.relay.config, env.store, env.relay.pipeline.sources, force=True)
+    assert result.seen == 130 and result.queued == 130
+    assert env.source.count_requests() == 2  # page 1, then pages 2-3 in one batch
+    assert {int(j.deal_id) for j in env.store.jobs(kind="sync", status="pending", limit=200)} == lost
