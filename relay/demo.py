@@ -85,6 +85,9 @@ def _scenario(source: EmulatedPortal, target: EmulatedPortal, handler: str, toke
     print(f"source portal (emulated): {source.config.domain} at {source.url}")
     print(f"target portal (emulated): {target.config.domain} at {target.url}")
     print(f"relay handler URL:        {handler}")
+    _wait(lambda: source.count_requests() > 0, 3)  # the start-up recovery sweep (one request) ...
+    source.reset_log()  # ... is not part of the sample deal's cost
+    target.reset_log()
     deal_id = source.add_deal(dict(SAMPLE_DEAL), rows=[dict(r) for r in SAMPLE_ROWS])
     print(f"\nsource deal #{deal_id} moved to C1:PREPARATION; the portal calls the handler with ONCRMDEALUPDATE ...")
     status, body = source.send_event(handler, "ONCRMDEALUPDATE", deal_id, token)
@@ -98,7 +101,8 @@ def _scenario(source: EmulatedPortal, target: EmulatedPortal, handler: str, toke
                                for r in target.rows(int(created["ID"]))])
     _show("timeline comment on the source deal", source.comments(deal_id)[-1])
     _show("notification to the responsible user", source.notifications()[-1])
-    print(f"\nHTTP requests: source {source.count_requests()}, target {target.count_requests()}")
+    print(f"\nHTTP requests for this deal: source {source.count_requests()} (read; comment + notification), "
+          f"target {target.count_requests()} (create with rows)")
     if not keep_serving:
         return 0
     print(f"\nStill serving (Ctrl-C to stop). Try:\n"
