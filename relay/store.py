@@ -581,9 +581,3 @@ class Store:
                 seen.add((row.source_id, row.deal_id))
                 done.append((row.id, self.replay(row.id, now=now)))
         return done
-
-    def all_jobs(self, ids: Sequence[int]) -> list[Job]:
-        """Jobs with these ids, in id order."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(jobs).where(jobs.c.id.in_(list(ids))).order_by(jobs.c.id)).mappings()
-            return [_job(r) for r in rows]
