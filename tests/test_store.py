@@ -1,6 +1,5 @@
 """The queue and link store on a real SQLite file."""
 
-from pathlib import Path
 
 import pytest
 

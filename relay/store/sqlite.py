@@ -1,6 +1,6 @@
 """SQLite fast path of the store: one write lock per database, and group commit for ingress.
 
-Part of the database seam (only :mod:`relay.store` uses it).  Two problems it solves:
+Part of the database seam (part of :mod:`relay.store`).  Two problems it solves:
 
 * SQLite serialises writers, and its busy handler makes waiters sleep 1, 2, 5 … 100 ms in no fair
   order, so under load the p99 of a handler call was hundreds of ms.  :class:`WriteLock` makes every

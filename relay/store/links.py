@@ -1,0 +1,104 @@
+"""Links: which target deal each source deal became, and what was last written to it.
+
+A link is ``creating`` from just before a create is sent until its result is recorded; the
+pipeline then searches the target by the deal's stamp before creating again (exactly once).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.engine import Connection
+
+from relay.models import Link, Transition
+from relay.store.base import StoreBase
+from relay.store.schema import _link, links
+
+
+class LinksMixin(StoreBase):
+    """Reading and recording links."""
+
+    def link(self, source_id: str, deal_id: str) -> Link | None:
+        """The link of a source deal, if any."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(links).where(links.c.source_id == source_id, links.c.deal_id == deal_id)).mappings().first()
+        return _link(row) if row is not None else None
+
+    def links(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Link]:
+        """The links of many source deals at once (missing ones are absent)."""
+        if not keys:
+            return {}
+        wanted = set(keys)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(links).where(links.c.deal_id.in_({k[1] for k in wanted}))).mappings()
+            found = [_link(r) for r in rows]
+        return {(lk.source_id, lk.deal_id): lk for lk in found if (lk.source_id, lk.deal_id) in wanted}
+
+    def mark_creating(self, keys: Iterable[tuple[str, str]], now: float | None = None) -> None:
+        """Record, before sending, that a create is about to be attempted for these deals."""
+        now = time.time() if now is None else now
+        keys = list(dict.fromkeys(keys))
+        with self._tx() as conn:
+            existing = self._existing_links(conn, keys)
+            rows = [{"source_id": s, "deal_id": d, "state": "creating", "created_at": now, "updated_at": now}
+                    for s, d in keys if (s, d) not in existing]
+            if rows:
+                conn.execute(insert(links), rows)
+
+    def set_link(self, source_id: str, deal_id: str, target_deal_id: str, fingerprint: str | None,
+                 now: float | None = None) -> None:
+        """Record the target deal of a source deal and the fingerprint last written to it."""
+        with self._tx() as conn:
+            self._set_link(conn, (source_id, deal_id), target_deal_id, fingerprint, time.time() if now is None else now)
+
+    def _set_link(self, conn: Connection, key: tuple[str, str], target_deal_id: str, fingerprint: str | None,
+                  now: float, source_modified: str | None = None) -> None:
+        values = {"state": "linked", "target_deal_id": target_deal_id, "fingerprint": fingerprint,
+                  "source_modified": source_modified, "updated_at": now}
+        done = conn.execute(update(links).where(links.c.source_id == key[0], links.c.deal_id == key[1])
+                            .values(**values)).rowcount
+        if not done:
+            conn.execute(insert(links).values(source_id=key[0], deal_id=key[1], created_at=now, **values))
+
+    def forget_creating(self, source_id: str, deal_id: str) -> None:
+        """Drop a ``creating`` mark after the target certainly refused the create."""
+        with self._tx() as conn:
+            conn.execute(links.delete().where(links.c.source_id == source_id, links.c.deal_id == deal_id,
+                                              links.c.state == "creating"))
+
+    def unlink(self, source_id: str, deal_id: str) -> bool:
+        """Forget a link entirely (the next transfer creates a new target deal)."""
+        with self._tx() as conn:
+            return conn.execute(links.delete().where(links.c.source_id == source_id,
+                                                     links.c.deal_id == deal_id)).rowcount == 1
+
+    def _record_links(self, conn: Connection, transitions: Sequence[Transition], now: float) -> None:
+        new = {(t.job.source_id, t.job.deal_id): t.link for t in transitions if t.link is not None}
+        forget = [{"s": t.job.source_id, "d": t.job.deal_id} for t in transitions
+                  if t.link is None and t.forget_creating]
+        if forget:
+            conn.execute(links.delete().where(links.c.source_id == bindparam("s"), links.c.deal_id == bindparam("d"),
+                                              links.c.state == "creating"), forget)
+        if not new:
+            return
+        existing = self._existing_links(conn, list(new))
+        values = [{"s": k[0], "d": k[1], "state": "linked", "target_deal_id": v[0], "fingerprint": v[1],
+                   "source_modified": v[2], "updated_at": now} for k, v in new.items()]
+        updates = [v for v in values if (v["s"], v["d"]) in existing]
+        inserts = [{"source_id": v.pop("s"), "deal_id": v.pop("d"), "created_at": now, **v}
+                   for v in values if (v["s"], v["d"]) not in existing]
+        if updates:
+            conn.execute(update(links).where(links.c.source_id == bindparam("s"), links.c.deal_id == bindparam("d"))
+                         .values(state=bindparam("state"), target_deal_id=bindparam("target_deal_id"),
+                                 fingerprint=bindparam("fingerprint"), source_modified=bindparam("source_modified"),
+                                 updated_at=bindparam("updated_at")), updates)
+        if inserts:
+            conn.execute(insert(links), inserts)
+
+    @staticmethod
+    def _existing_links(conn: Connection, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        found = conn.execute(select(links.c.source_id, links.c.deal_id).where(
+            links.c.deal_id.in_({k[1] for k in keys})))
+        return {(r.source_id, r.deal_id) for r in found} & set(keys)

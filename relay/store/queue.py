@@ -1,0 +1,265 @@
+"""The job queue: store calls (merging per deal), lease, renew, finish a round, inspect, replay.
+
+Queue rules:
+* at most one *pending* sync job per source deal — later calls for it merge into it (``events``);
+* a sync job is never leased while another sync job of the same deal is running;
+* a lease that expires (the worker died) is taken back: the job becomes pending again, or merges
+  into a pending job of the same deal.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import exists, func, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from relay.models import Enqueued, Job, Transition
+from relay.store.links import LinksMixin
+from relay.store.schema import _FINISH, _PENDING_SYNC, _job, _notify_row, jobs
+
+
+class QueueMixin(LinksMixin):
+    """Jobs: from the handler's call to done, skipped, dead or merged."""
+
+    def enqueue_sync(
+        self, source_id: str, deal_id: str, trigger: str, *, event_token: str | None = None, now: float | None = None
+    ) -> Enqueued:
+        """Store a call for a deal: merge into its pending sync job, or add one (durably committed)."""
+        now = time.time() if now is None else now
+        if self._committer is not None:
+            return self._committer.enqueue([(source_id, deal_id, trigger, event_token)], now)[0]
+        for _ in range(3):
+            try:
+                with self._tx() as conn:
+                    return self._enqueue(conn, source_id, deal_id, trigger, event_token, now)
+            except IntegrityError:  # a concurrent writer inserted the pending job first
+                continue
+        raise RuntimeError("could not enqueue: pending-job race did not settle")
+
+    def enqueue_many(self, source_id: str, deal_ids: Sequence[str], trigger: str,
+                     now: float | None = None) -> list[Enqueued]:
+        """Store calls for many deals of one source at once (the sweep)."""
+        now = time.time() if now is None else now
+        if self._committer is not None:
+            return self._committer.enqueue([(source_id, d, trigger, None) for d in deal_ids], now)
+        try:
+            with self._tx() as conn:
+                return [self._enqueue(conn, source_id, d, trigger, None, now) for d in deal_ids]
+        except IntegrityError:  # raced with the handler: one by one
+            return [self.enqueue_sync(source_id, d, trigger, now=now) for d in deal_ids]
+
+    def _enqueue(
+        self, conn: Connection, source_id: str, deal_id: str, trigger: str, event_token: str | None, now: float
+    ) -> Enqueued:
+        found = conn.execute(
+            select(jobs.c.id).where(_PENDING_SYNC, jobs.c.source_id == source_id, jobs.c.deal_id == deal_id)
+        ).first()
+        if found is not None:
+            values: dict[str, Any] = {"events": jobs.c.events + 1, "updated_at": now, "trigger": trigger}
+            if event_token:
+                values["event_token"] = event_token
+            conn.execute(update(jobs).where(jobs.c.id == found.id).values(**values))
+            return Enqueued(job_id=found.id, merged=True)
+        new_id = conn.execute(
+            insert(jobs).values(
+                kind="sync", source_id=source_id, deal_id=deal_id, status="pending", attempts=0, events=1,
+                trigger=trigger, event_token=event_token, payload="{}", available_at=now,
+                created_at=now, updated_at=now,
+            )
+        ).inserted_primary_key[0]
+        return Enqueued(job_id=int(new_id), merged=False)
+
+    def _reap(self, conn: Connection, now: float) -> None:
+        query = select(jobs.c.id, jobs.c.kind, jobs.c.source_id, jobs.c.deal_id).where(
+            jobs.c.status == "running", jobs.c.lease_until < now)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)  # one reaper per expired job
+        for row in conn.execute(query).all():
+            expired = update(jobs).where(jobs.c.id == row.id, jobs.c.status == "running")
+            pending = None
+            if row.kind == "sync":
+                pending = conn.execute(select(jobs.c.id).where(
+                    _PENDING_SYNC, jobs.c.source_id == row.source_id, jobs.c.deal_id == row.deal_id,
+                    jobs.c.id != row.id)).first()
+            if pending is None:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(expired.values(status="pending", lease_owner=None, lease_until=None,
+                                                    available_at=now, updated_at=now,
+                                                    last_error="lease expired (worker stopped); taken back"))
+                    continue
+                except IntegrityError:  # a call for this deal was queued meanwhile
+                    pending = conn.execute(select(jobs.c.id).where(
+                        _PENDING_SYNC, jobs.c.source_id == row.source_id, jobs.c.deal_id == row.deal_id)).first()
+            conn.execute(expired.values(status="merged", lease_owner=None, lease_until=None, updated_at=now,
+                                        last_error=f"lease expired; merged into job {pending.id if pending else '?'}"))
+            if pending is not None:
+                conn.execute(update(jobs).where(jobs.c.id == pending.id).values(available_at=now, updated_at=now))
+
+    def claim(self, owner: str, kind: str, *, limit: int = 1, lease_seconds: float = 120.0,
+              now: float | None = None) -> list[Job]:
+        """Lease up to ``limit`` ready jobs of ``kind`` (oldest first) for ``owner``."""
+        now = time.time() if now is None else now
+        with self._tx() as conn:
+            self._reap(conn, now)
+            cond = [jobs.c.kind == kind, jobs.c.status == "pending", jobs.c.available_at <= now]
+            if kind == "sync":
+                running = jobs.alias("running")
+                cond.append(~exists().where(
+                    running.c.kind == "sync", running.c.status == "running",
+                    running.c.source_id == jobs.c.source_id, running.c.deal_id == jobs.c.deal_id))
+            query = select(jobs.c.id).where(*cond).order_by(jobs.c.available_at, jobs.c.id).limit(limit)
+            if self.engine.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            ids = [r.id for r in conn.execute(query)]
+            if not ids:
+                return []
+            conn.execute(update(jobs).where(jobs.c.id.in_(ids)).values(
+                status="running", attempts=jobs.c.attempts + 1, lease_owner=owner,
+                lease_until=now + lease_seconds, updated_at=now))
+            rows = conn.execute(select(jobs).where(jobs.c.id.in_(ids)).order_by(jobs.c.id)).mappings().all()
+            return [_job(r) for r in rows]
+
+    def renew(self, owner: str, job_ids: Sequence[int], lease_seconds: float, now: float | None = None) -> set[int]:
+        """Extend the leases of these jobs; return the ids still ours (a lost lease is not renewed)."""
+        now = time.time() if now is None else now
+        if not job_ids:
+            return set()
+        with self._tx() as conn:
+            mine = {r.id for r in conn.execute(select(jobs.c.id).where(
+                jobs.c.id.in_(list(job_ids)), jobs.c.status == "running", jobs.c.lease_owner == owner,
+                jobs.c.lease_until >= now))}
+            if mine:
+                conn.execute(update(jobs).where(jobs.c.id.in_(mine)).values(lease_until=now + lease_seconds))
+        return mine
+
+    def ready(self, kind: str, now: float | None = None) -> tuple[int, float]:
+        """How many ``kind`` jobs are ready, and when the newest of them arrived (0 if none)."""
+        now = time.time() if now is None else now
+        with self.engine.connect() as conn:
+            count, newest = conn.execute(select(func.count(), func.max(jobs.c.updated_at)).where(
+                jobs.c.kind == kind, jobs.c.status == "pending", jobs.c.available_at <= now)).one()
+        return int(count), float(newest or 0.0)
+
+    def finish(self, owner: str, transitions: Sequence[Transition], now: float | None = None) -> list[bool]:
+        """Record a whole round in one transaction (a few statements, whatever its size).
+
+        Returns, per transition, False when the job's lease was lost (another worker owns it now);
+        facts about the target (links) are recorded either way.
+        """
+        now = time.time() if now is None else now
+        if not transitions:
+            return []
+        with self._tx() as conn:
+            ids = [t.job.id for t in transitions]
+            mine = select(jobs.c.id).where(jobs.c.id.in_(ids), jobs.c.status == "running", jobs.c.lease_owner == owner)
+            if conn.dialect.name == "postgresql":
+                mine = mine.with_for_update()  # no reaper may take them back while we record the round
+            owned = {r.id for r in conn.execute(mine)}
+            waiting = self._pending_keys(conn, [t.job for t in transitions if t.status == "pending"])
+            rows = [self._job_values(t, now, waiting) for t in transitions if t.job.id in owned]
+            if rows:
+                conn.execute(_FINISH, rows)
+            self._record_links(conn, transitions, now)
+            notes = [_notify_row(t, now) for t in transitions if t.notify is not None and t.job.id in owned]
+            if notes:
+                conn.execute(insert(jobs), notes)
+        return [t.job.id in owned for t in transitions]
+
+    @staticmethod
+    def _pending_keys(conn: Connection, retried: Sequence[Job]) -> set[tuple[str, str]]:
+        keys = {(j.source_id, j.deal_id) for j in retried if j.kind == "sync"}
+        if not keys:
+            return set()
+        found = conn.execute(select(jobs.c.source_id, jobs.c.deal_id).where(
+            _PENDING_SYNC, jobs.c.deal_id.in_({k[1] for k in keys})))
+        return {(r.source_id, r.deal_id) for r in found} & keys
+
+    @staticmethod
+    def _job_values(t: Transition, now: float, waiting: set[tuple[str, str]]) -> dict[str, Any]:
+        job = t.job
+        status, available, outcome = t.status, job.available_at, t.outcome
+        if status == "pending":
+            available, outcome = now + t.delay, job.outcome
+            if (job.source_id, job.deal_id) in waiting and job.kind == "sync":
+                status = "merged"  # a newer call for this deal waits already; it re-reads anyway
+        payload = t.payload if t.payload is not None else job.payload
+        return {"_id": job.id, "status": status, "last_error": t.error, "updated_at": now, "available_at": available,
+                "outcome": outcome, "target_deal_id": t.target_deal_id or job.target_deal_id,
+                "payload": json.dumps(payload, ensure_ascii=False, sort_keys=True)}
+
+    def complete(self, job: Job, owner: str, *, status: str, outcome: str, target_deal_id: str | None = None,
+                 error: str | None = None, notify: dict[str, Any] | None = None, now: float | None = None) -> bool:
+        """End one leased job (done / skipped / dead), optionally queueing its notification."""
+        return self.finish(owner, [Transition(job, status, outcome=outcome, target_deal_id=target_deal_id,
+                                              error=error, notify=notify)], now)[0]
+
+    def retry(self, job: Job, owner: str, *, error: str, delay: float, payload: dict[str, Any] | None = None,
+              now: float | None = None) -> bool:
+        """Put one leased job back to pending, ready after ``delay`` seconds, keeping the error."""
+        return self.finish(owner, [Transition(job, "pending", error=error, delay=delay, payload=payload)], now)[0]
+
+    def job(self, job_id: int) -> Job | None:
+        """One job by id."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).mappings().first()
+        return _job(row) if row else None
+
+    def jobs(self, *, status: str | None = None, kind: str | None = None, source_id: str | None = None,
+             deal_id: str | None = None, limit: int = 50) -> list[Job]:
+        """Jobs, newest first, filtered."""
+        query = select(jobs).order_by(jobs.c.id.desc()).limit(limit)
+        for col, value in ((jobs.c.status, status), (jobs.c.kind, kind), (jobs.c.source_id, source_id),
+                           (jobs.c.deal_id, deal_id)):
+            if value is not None:
+                query = query.where(col == value)
+        with self.engine.connect() as conn:
+            return [_job(r) for r in conn.execute(query).mappings()]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Number of jobs per kind and status."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(jobs.c.kind, jobs.c.status, func.count()).group_by(jobs.c.kind, jobs.c.status))
+            out: dict[str, dict[str, int]] = {}
+            for kind, status, n in rows:
+                out.setdefault(kind, {})[status] = n
+            return out
+
+    def replay(self, job_id: int, now: float | None = None) -> Enqueued:
+        """Run a finished job again: a sync job re-reads its deal; a notify job is resent."""
+        now = time.time() if now is None else now
+        job = self.job(job_id)
+        if job is None:
+            raise KeyError(job_id)
+        if job.status in ("pending", "running"):
+            return Enqueued(job_id=job.id, merged=True)
+        if job.kind == "sync":
+            return self.enqueue_sync(job.source_id, job.deal_id, "REPLAY", event_token=job.event_token, now=now)
+        with self._tx() as conn:
+            conn.execute(update(jobs).where(jobs.c.id == job.id).values(
+                status="pending", attempts=0, available_at=now, updated_at=now))
+        return Enqueued(job_id=job.id, merged=False)
+
+    def replay_dead(self, *, source_id: str | None = None, since: float | None = None,
+                    now: float | None = None) -> list[tuple[int, Enqueued]]:
+        """Replay every dead sync job (newest per deal), optionally of one source / dead since a time."""
+        query = select(jobs.c.id, jobs.c.source_id, jobs.c.deal_id).where(
+            jobs.c.kind == "sync", jobs.c.status == "dead").order_by(jobs.c.id.desc())
+        if source_id is not None:
+            query = query.where(jobs.c.source_id == source_id)
+        if since is not None:
+            query = query.where(jobs.c.updated_at >= since)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        done: list[tuple[int, Enqueued]] = []
+        seen: set[tuple[str, str]] = set()
+        for row in rows:
+            if (row.source_id, row.deal_id) not in seen:
+                seen.add((row.source_id, row.deal_id))
+                done.append((row.id, self.replay(row.id, now=now)))
+        return done

@@ -1,0 +1,102 @@
+"""Tables of the relay database (the Alembic migrations in ``relay/migrations`` create them)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text, and_, bindparam, update
+from sqlalchemy.engine import RowMapping
+
+from relay.models import Job, Link, Transition
+
+MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
+
+metadata = MetaData()
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("source_id", String(64), nullable=False),
+    Column("deal_id", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("events", Integer, nullable=False, default=1),
+    Column("trigger", String(64), nullable=False, default=""),
+    Column("event_token", Text),
+    Column("payload", Text, nullable=False, default="{}"),
+    Column("outcome", String(32)),
+    Column("target_deal_id", String(32)),
+    Column("last_error", Text),
+    Column("lease_owner", String(128)),
+    Column("lease_until", Float),
+    Column("available_at", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+Index("ix_jobs_ready", jobs.c.status, jobs.c.kind, jobs.c.available_at)
+Index("ix_jobs_deal", jobs.c.source_id, jobs.c.deal_id, jobs.c.status)
+_PENDING_SYNC = and_(jobs.c.status == "pending", jobs.c.kind == "sync")
+Index(
+    "uq_jobs_one_pending_sync",
+    jobs.c.source_id,
+    jobs.c.deal_id,
+    unique=True,
+    sqlite_where=_PENDING_SYNC,
+    postgresql_where=_PENDING_SYNC,
+)
+
+links = Table(
+    "links",
+    metadata,
+    Column("source_id", String(64), primary_key=True),
+    Column("deal_id", String(32), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("target_deal_id", String(32)),
+    Column("fingerprint", String(64)),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("source_modified", String(40)),
+)
+
+sweeps = Table(
+    "sweeps",
+    metadata,
+    Column("source_id", String(64), primary_key=True),
+    Column("watermark", String(40)),
+    Column("next_run_at", Float, nullable=False),
+    Column("last_run_at", Float),
+    Column("last_result", Text),
+)
+
+
+def _job(row: RowMapping) -> Job:
+    return Job(
+        id=row["id"], kind=row["kind"], source_id=row["source_id"], deal_id=row["deal_id"],
+        status=row["status"], attempts=row["attempts"], events=row["events"], trigger=row["trigger"],
+        event_token=row["event_token"], payload=json.loads(row["payload"] or "{}"),
+        outcome=row["outcome"], target_deal_id=row["target_deal_id"], last_error=row["last_error"],
+        created_at=row["created_at"], updated_at=row["updated_at"], available_at=row["available_at"],
+    )
+
+
+_FINISH = update(jobs).where(jobs.c.id == bindparam("_id")).values(
+    status=bindparam("status"), last_error=bindparam("last_error"), lease_owner=None, lease_until=None,
+    updated_at=bindparam("updated_at"), available_at=bindparam("available_at"), outcome=bindparam("outcome"),
+    target_deal_id=bindparam("target_deal_id"), payload=bindparam("payload"))
+
+
+def _notify_row(t: Transition, now: float) -> dict[str, Any]:
+    return {"kind": "notify", "source_id": t.job.source_id, "deal_id": t.job.deal_id, "status": "pending",
+            "attempts": 0, "events": 1, "trigger": t.job.trigger, "event_token": None,
+            "payload": json.dumps(t.notify, ensure_ascii=False, sort_keys=True), "available_at": now,
+            "created_at": now, "updated_at": now}
+
+
+def _link(row: RowMapping) -> Link:
+    return Link(source_id=row["source_id"], deal_id=row["deal_id"], state=row["state"],
+                target_deal_id=row["target_deal_id"], fingerprint=row["fingerprint"],
+                source_modified=row["source_modified"])
