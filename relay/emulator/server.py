@@ -112,6 +112,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, verb: str) -> None:
         try:
             self._route(verb)
+        except (BrokenPipeError, ConnectionResetError):  # the client hung up (e.g. a killed worker)
+            log.debug("client hung up during %s", verb)
         except Exception:  # answer 500 instead of silently hanging up
             log.exception("emulator failed on %s", verb)
             self._send_json(500, {"error": "INTERNAL_SERVER_ERROR", "error_description": "Emulator failure"})
