@@ -319,6 +319,21 @@ class Conn:
         self.writer.close()
 
 
+async def _exchange(conn: "Conn | None", port: int, request: bytes, timeout: float,
+                    res: Results) -> "tuple[Conn, int, bytes, bool] | None":
+    """One request on ``conn`` (opened when None); None after counting a transport error."""
+    try:
+        if conn is None:
+            conn = await asyncio.wait_for(Conn.open(port), timeout)
+        status, body, keep = await asyncio.wait_for(conn.roundtrip(request), timeout)
+    except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
+        res.errors[type(exc).__name__] += 1
+        if conn is not None:
+            conn.close()
+        return None
+    return conn, status, body, keep
+
+
 async def closed_loop(port: int, make: Callable[[int], bytes], total: int, concurrency: int,
                       timeout: float, deadline: float, res: Results) -> None:
     """``concurrency`` clients send ``total`` requests back to back (max-throughput mode)."""
@@ -333,16 +348,11 @@ async def closed_loop(port: int, make: Callable[[int], bytes], total: int, concu
             request = make(k)
             started = time.perf_counter()
             res.sent += 1
-            try:
-                if conn is None:
-                    conn = await asyncio.wait_for(Conn.open(port), timeout)
-                status, body, keep = await asyncio.wait_for(conn.roundtrip(request), timeout)
-            except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
-                res.errors[type(exc).__name__] += 1
-                if conn is not None:
-                    conn.close()
+            answer = await _exchange(conn, port, request, timeout, res)
+            if answer is None:
                 conn = None
                 continue
+            conn, status, body, keep = answer
             res.latencies.append(time.perf_counter() - started)
             res.record(status, body)
             if not keep:
@@ -374,16 +384,12 @@ async def open_loop(port: int, make: Callable[[int], bytes], rate: float, durati
                     candidate.close()
             request = make(k)
             res.sent += 1
-            try:
-                if conn is None:
-                    res.connections += 1
-                    conn = await asyncio.wait_for(Conn.open(port), timeout)
-                status, body, keep = await asyncio.wait_for(conn.roundtrip(request), timeout)
-            except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
-                res.errors[type(exc).__name__] += 1
-                if conn is not None:
-                    conn.close()
+            if conn is None:
+                res.connections += 1
+            answer = await _exchange(conn, port, request, timeout, res)
+            if answer is None:
                 return
+            conn, status, body, keep = answer
             res.latencies.append(time.perf_counter() - scheduled)
             res.record(status, body)
             if keep:

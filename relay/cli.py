@@ -148,9 +148,10 @@ def cmd_unlink(args: argparse.Namespace) -> int:
 
 def cmd_check(_args: argparse.Namespace) -> int:
     """Validate relay.yaml and every mapping; print a summary without secrets."""
-    from relay.boot import load
+    from relay.config import load_config
+    from relay.settings import environment
 
-    config, _store = load(_settings())
+    config = load_config(_settings().config, environment())
     print(f"{config.path}: OK — target + {len(config.file.sources)} source(s)")
     for s in config.file.sources:
         kinds = [k for k, v in (("events", s.application_token), ("robot", s.robot_key)) if v is not None]

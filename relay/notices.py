@@ -22,19 +22,27 @@ _DONE = {
 _FAILED = "[b24relay] Could not send this deal to ESB: {reason}"
 
 
+def _payload(*, deal_id: str, text: str, deal: Mapping[str, Any] | None, comment: bool,
+             notify_user: bool) -> dict[str, Any]:
+    """The comment and the responsible user's notification carrying ``text``."""
+    payload: dict[str, Any] = {"deal_id": deal_id, "done": []}
+    if comment:
+        payload["comment"] = text
+    user = str((deal or {}).get("ASSIGNED_BY_ID") or "")
+    if notify_user and user:
+        title = str((deal or {}).get("TITLE") or f"#{deal_id}")
+        payload["notify"] = {"user_id": user, "message": f"Deal «{title}» (#{deal_id}): {text[11:]}"}
+    return payload
+
+
 def success_notice(
     *, action: str, deal: Mapping[str, Any], target_deal_id: str, target_portal: str,
     event_token: str | None, comment: bool = True, notify_user: bool = True,
 ) -> dict[str, Any]:
     """Payload telling the source that its deal was created/updated on the target."""
     text = _DONE.get(action, _DONE["updated"]).format(target=target_deal_id, portal=target_portal)
-    title = str(deal.get("TITLE") or f"#{deal.get('ID', '')}")
-    payload: dict[str, Any] = {"deal_id": str(deal.get("ID", "")), "done": []}
-    if comment:
-        payload["comment"] = text
-    user = str(deal.get("ASSIGNED_BY_ID") or "")
-    if notify_user and user:
-        payload["notify"] = {"user_id": user, "message": f"Deal «{title}» (#{deal.get('ID')}): {text[11:]}"}
+    payload = _payload(deal_id=str(deal.get("ID", "")), text=text, deal=deal, comment=comment,
+                       notify_user=notify_user)
     if event_token:
         payload["robot"] = {"event_token": event_token,
                             "return_values": {"target_deal_id": target_deal_id, "result": action}}
@@ -47,13 +55,7 @@ def failure_notice(
 ) -> dict[str, Any]:
     """Payload telling the source why its deal could not be relayed."""
     text = _FAILED.format(reason=reason[:1500])
-    payload: dict[str, Any] = {"deal_id": deal_id, "done": []}
-    if comment:
-        payload["comment"] = text
-    user = str((deal or {}).get("ASSIGNED_BY_ID") or "")
-    if notify_user and user:
-        title = str((deal or {}).get("TITLE") or f"#{deal_id}")
-        payload["notify"] = {"user_id": user, "message": f"Deal «{title}» (#{deal_id}): {text[11:]}"}
+    payload = _payload(deal_id=deal_id, text=text, deal=deal, comment=comment, notify_user=notify_user)
     if event_token:
         payload["robot"] = {"event_token": event_token,
                             "return_values": {"target_deal_id": "", "result": "failed"},

@@ -97,10 +97,3 @@ class Pacer:
     def wall_time(self) -> float:
         """The wall clock this pacer compares ``operating_reset_at`` with."""
         return self._wall()
-
-    @property
-    def level(self) -> float:
-        """The current counter (for the status page and tests)."""
-        with self._lock:
-            self._drain()
-            return self._level

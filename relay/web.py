@@ -77,11 +77,8 @@ def create_app(config: RelayConfig, store: Store, *, on_enqueue: Callable[[], No
     @app.post("/b24/<source_id>")
     def handler(source_id: str) -> tuple[Response, int]:
         started = time.perf_counter()
-        auth = _auth(config, source_id)
-        length = request.content_length
-        if length is not None and length > config.file.ingress.max_body_bytes:
-            raise PayloadTooLarge(f"body larger than {config.file.ingress.max_body_bytes} bytes (ingress.max_body_bytes)")
-        try:
+        auth = _auth(config, source_id)  # before the body: an unknown source is 404 whatever it sent
+        try:  # a body over MAX_CONTENT_LENGTH raises RequestEntityTooLarge here -> 413 (_too_large)
             payload = _payload()
         except UnicodeDecodeError:
             raise BadRequest("body is not UTF-8") from None

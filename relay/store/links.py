@@ -51,22 +51,13 @@ class LinksMixin(StoreBase):
                  now: float | None = None) -> None:
         """Record the target deal of a source deal and the fingerprint last written to it."""
         with self._tx() as conn:
-            self._set_link(conn, (source_id, deal_id), target_deal_id, fingerprint, time.time() if now is None else now)
-
-    def _set_link(self, conn: Connection, key: tuple[str, str], target_deal_id: str, fingerprint: str | None,
-                  now: float, source_modified: str | None = None) -> None:
-        values = {"state": "linked", "target_deal_id": target_deal_id, "fingerprint": fingerprint,
-                  "source_modified": source_modified, "updated_at": now}
-        done = conn.execute(update(links).where(links.c.source_id == key[0], links.c.deal_id == key[1])
-                            .values(**values)).rowcount
-        if not done:
-            conn.execute(insert(links).values(source_id=key[0], deal_id=key[1], created_at=now, **values))
+            self._upsert_links(conn, {(source_id, deal_id): (target_deal_id, fingerprint, None)},
+                               time.time() if now is None else now)
 
     def forget_creating(self, source_id: str, deal_id: str) -> None:
         """Drop a ``creating`` mark after the target certainly refused the create."""
         with self._tx() as conn:
-            conn.execute(links.delete().where(links.c.source_id == source_id, links.c.deal_id == deal_id,
-                                              links.c.state == "creating"))
+            self._drop_creating(conn, [(source_id, deal_id)])
 
     def unlink(self, source_id: str, deal_id: str) -> bool:
         """Forget a link entirely (the next transfer creates a new target deal)."""
@@ -75,12 +66,20 @@ class LinksMixin(StoreBase):
                                                      links.c.deal_id == deal_id)).rowcount == 1
 
     def _record_links(self, conn: Connection, transitions: Sequence[Transition], now: float) -> None:
-        new = {(t.job.source_id, t.job.deal_id): t.link for t in transitions if t.link is not None}
-        forget = [{"s": t.job.source_id, "d": t.job.deal_id} for t in transitions
-                  if t.link is None and t.forget_creating]
-        if forget:
+        self._drop_creating(conn, [(t.job.source_id, t.job.deal_id) for t in transitions
+                                   if t.link is None and t.forget_creating])
+        self._upsert_links(conn, {(t.job.source_id, t.job.deal_id): t.link for t in transitions
+                                  if t.link is not None}, now)
+
+    @staticmethod
+    def _drop_creating(conn: Connection, keys: Sequence[tuple[str, str]]) -> None:
+        if keys:
             conn.execute(links.delete().where(links.c.source_id == bindparam("s"), links.c.deal_id == bindparam("d"),
-                                              links.c.state == "creating"), forget)
+                                              links.c.state == "creating"), [{"s": s, "d": d} for s, d in keys])
+
+    def _upsert_links(self, conn: Connection, new: dict[tuple[str, str], tuple[str, str | None, str | None]],
+                      now: float) -> None:
+        """Mark these deals linked to (target id, fingerprint, source DATE_MODIFY): a few statements in all."""
         if not new:
             return
         existing = self._existing_links(conn, list(new))
