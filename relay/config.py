@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -45,6 +45,16 @@ class TargetConfig(_Model):
     webhook_url: SecretStr
     limits: Limits = Limits()
     timeout: Annotated[float, Field(gt=0, le=60)] = 30.0
+    #: after a create whose reply was lost, wait ``timeout`` + this long before deciding it never landed
+    create_margin: Annotated[float, Field(ge=0, le=3600)] = 60.0
+    #: what to do with extra copies of one source deal found on the target: keep the oldest and
+    #: delete the others, or only report them
+    duplicates: Literal["delete", "report"] = "delete"
+
+    @property
+    def settle_seconds(self) -> float:
+        """How long a sent create may still land on the target."""
+        return self.timeout + self.create_margin
 
     _check_url = field_validator("webhook_url")(_webhook)
 
@@ -93,10 +103,13 @@ class IngressConfig(_Model):
 class WorkerConfig(_Model):
     """Queue and retry tuning."""
 
+    #: attempts for unexpected errors (refusals, outages and network errors use ``retry_for``)
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 8
+    #: how long refusals (503/429), outages (5xx) and network errors are retried, in seconds
+    retry_for: Annotated[float, Field(ge=60, le=90 * 86400)] = 3 * 86400.0
     backoff_base: Annotated[float, Field(gt=0, le=3600)] = 2.0
-    backoff_max: Annotated[float, Field(gt=0, le=86400)] = 600.0
-    lease_seconds: Annotated[float, Field(ge=5, le=3600)] = 120.0
+    backoff_max: Annotated[float, Field(gt=0, le=86400)] = 120.0
+    lease_seconds: Annotated[float, Field(ge=1, le=3600)] = 120.0
     poll_interval: Annotated[float, Field(gt=0, le=60)] = 1.0
     batch_size: Annotated[int, Field(ge=1, le=25)] = 25
     linger: Annotated[float, Field(ge=0, le=5)] = 0.2
@@ -121,10 +134,18 @@ class SweepConfig(_Model):
 
 
 class NotifyConfig(_Model):
-    """What the relay tells the source portal after each transfer."""
+    """What the relay tells people: the source after each transfer, the integrator when a job dies."""
 
-    comment: bool = True
-    notify_user: bool = True
+    comment: bool = True  # a timeline comment on the source deal after each transfer
+    notify_user: bool = True  # a notification to the source deal's responsible user after each transfer
+    failure_comment: bool = False  # also comment on the source deal when it fails for good
+    integrator_user_id: Annotated[str | None, Field(pattern=r"^[1-9][0-9]{0,9}$")] = None  # target user alerted
+    alert_quiet: Annotated[float, Field(ge=0, le=7 * 86400)] = 900.0  # at most one alert per source this often
+
+    @field_validator("integrator_user_id", mode="before")
+    @classmethod
+    def _id_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class RelayFile(_Model):

@@ -17,7 +17,9 @@
         ├── AuthError             NO_AUTH_FOUND, INVALID_CREDENTIALS, ACCESS_DENIED, insufficient_scope
         ├── NotFound              "Not found" (HTTP 400 with an empty code), NOT_FOUND, OWNER_NOT_FOUND
         ├── ValidationError       any other Bitrix24 refusal (empty code, ERROR_CORE, ...)
-        └── MappingError          the mapping cannot translate this deal (missing map value, ...)
+        ├── MappingError          the mapping cannot translate this deal (missing map value, ...)
+        └── TargetMisconfigured   the target lacks what exactly once needs (the link field); also a
+                                  ConfigError: ``relay serve`` / ``relay worker`` refuse to start
 
 Bitrix24 replies become :class:`ApiError` subclasses (``code``, ``description``, ``method``,
 ``status``), combined with the transient/permanent branch that fits them.  Messages never hold
@@ -88,6 +90,10 @@ class ReplyLost(NetworkError):
 
 class MappingError(PermanentError):
     """The integrator's mapping cannot translate this deal."""
+
+
+class TargetMisconfigured(ConfigError, PermanentError):
+    """The target portal lacks what the configuration relies on (e.g. the mapping's link field)."""
 
 
 class ApiError(RelayError):

@@ -7,6 +7,9 @@ from typing import Any, Literal
 
 JobKind = Literal["sync", "notify"]
 JobStatus = Literal["pending", "running", "done", "skipped", "dead", "merged"]
+#: what a finished sync job learned of its target deal: (target deal id, fingerprint written or None,
+#: source DATE_MODIFY, seconds until the check for extra copies or None)
+LinkFact = tuple[str, str | None, str | None, float | None]
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,12 @@ class Job:
     updated_at: float = 0.0
     available_at: float = 0.0
 
+    @property
+    def event_tokens(self) -> list[str]:
+        """Every application-robot ``event_token`` merged into this job, oldest first (each gets
+        exactly one ``bizproc.event.send``)."""
+        return [t for t in (self.event_token or "").split("\n") if t]
+
 
 @dataclass(frozen=True)
 class Link:
@@ -46,6 +55,7 @@ class Link:
     target_deal_id: str | None = None
     fingerprint: str | None = None
     source_modified: str | None = None  # the source deal's DATE_MODIFY when last relayed
+    updated_at: float = 0.0  # for ``creating``: when the create was sent
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,6 @@ class Transition:
     error: str | None = None
     delay: float = 0.0  # retry: seconds until the job is ready again
     payload: dict[str, Any] | None = None  # replaces the job's payload (notify parts done)
-    notify: dict[str, Any] | None = None  # queue a notify job for the same deal
-    link: tuple[str, str | None, str | None] | None = None  # (target deal id, fingerprint, source DATE_MODIFY)
+    notify: list[dict[str, Any]] | dict[str, Any] | None = None  # queue notify job(s) for the same deal
+    link: LinkFact | None = None
     forget_creating: bool = False  # drop the deal's "creating" mark

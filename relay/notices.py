@@ -1,25 +1,30 @@
-"""Pure: what the relay tells the source portal — timeline comment, notification, robot return values.
+"""Pure: what the relay tells people — robot answers, comments and notifications, integrator alerts.
 
-The payload of a ``notify`` job is built here and turned into batch commands here:
-``crm.timeline.comment.add`` with lower-case ``fields`` (``api-reference/crm/timeline/comments/crm-timeline-comment-add.md``),
-``im.notify.system.add`` (``api-reference/chats/notifications/im-notify-system-add.md``) and, for
-application robots, ``bizproc.event.send`` (``api-reference/bizproc/bizproc-robot/bizproc-event-send.md``).
+The payload of a ``notify`` job is built here and turned into batch commands here.  On the
+*source* portal: ``crm.timeline.comment.add`` with lower-case ``fields``
+(``api-reference/crm/timeline/comments/crm-timeline-comment-add.md``), ``im.notify.system.add`` to
+the deal's responsible user (``api-reference/chats/notifications/im-notify-system-add.md``) and one
+``bizproc.event.send`` per application-robot call (``api-reference/bizproc/bizproc-robot/bizproc-event-send.md``):
+every robot call gets exactly one answer, whatever the job's end (relayed, unchanged, skipped,
+failed), so no workflow waits forever.  On the *target* portal (``"portal": "target"``): an alert to
+the integrator's user when a job dies.
+
+Each payload lists the parts already sent under ``done``, so a retried notify job never repeats one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from relay.b24 import Command
-
-PARTS = ("comment", "notify", "robot")
 
 _DONE = {
     "created": "[b24relay] Sent to ESB: created deal #{target} on {portal}.",
     "updated": "[b24relay] ESB deal #{target} on {portal} updated.",
 }
 _FAILED = "[b24relay] Could not send this deal to ESB: {reason}"
+TARGET = "target"
 
 
 def _payload(*, deal_id: str, text: str, deal: Mapping[str, Any] | None, comment: bool,
@@ -35,48 +40,85 @@ def _payload(*, deal_id: str, text: str, deal: Mapping[str, Any] | None, comment
     return payload
 
 
+def _robots(payload: dict[str, Any], tokens: Sequence[str], status: str, target_deal_id: str,
+            message: str) -> dict[str, Any]:
+    """Add one robot answer per ``event_token`` (return values ``target_deal_id``, ``result``,
+    ``status``, ``message``; the message also goes to the workflow log)."""
+    if tokens:
+        payload["robots"] = {"tokens": list(tokens), "log_message": message, "return_values": {
+            "target_deal_id": target_deal_id, "result": status, "status": status, "message": message}}
+    return payload
+
+
 def success_notice(
     *, action: str, deal: Mapping[str, Any], target_deal_id: str, target_portal: str,
-    event_token: str | None, comment: bool = True, notify_user: bool = True,
+    event_tokens: Sequence[str] = (), comment: bool = True, notify_user: bool = True,
 ) -> dict[str, Any]:
     """Payload telling the source that its deal was created/updated on the target."""
     text = _DONE.get(action, _DONE["updated"]).format(target=target_deal_id, portal=target_portal)
     payload = _payload(deal_id=str(deal.get("ID", "")), text=text, deal=deal, comment=comment,
                        notify_user=notify_user)
-    if event_token:
-        payload["robot"] = {"event_token": event_token,
-                            "return_values": {"target_deal_id": target_deal_id, "result": action}}
-    return payload
+    return _robots(payload, event_tokens, action, target_deal_id, text)
+
+
+def robot_notice(*, deal_id: str, event_tokens: Sequence[str], status: str, message: str,
+                 target_deal_id: str = "") -> dict[str, Any] | None:
+    """Payload answering only the robots (a deal not relayed, or relayed unchanged); None without robots."""
+    if not event_tokens:
+        return None
+    return _robots({"deal_id": deal_id, "done": []}, event_tokens, status, target_deal_id,
+                   f"[b24relay] {message}")
 
 
 def failure_notice(
-    *, deal_id: str, reason: str, deal: Mapping[str, Any] | None, event_token: str | None,
-    comment: bool = True, notify_user: bool = True,
-) -> dict[str, Any]:
-    """Payload telling the source why its deal could not be relayed."""
+    *, deal_id: str, reason: str, deal: Mapping[str, Any] | None, event_tokens: Sequence[str] = (),
+    comment: bool = False,
+) -> dict[str, Any] | None:
+    """Payload telling the source why its deal could not be relayed: the robots always, a comment on
+    the deal when ``comment``; None when there is nothing to send.  The partner's manager gets no
+    notification: failures go to the integrator (:func:`alert`)."""
     text = _FAILED.format(reason=reason[:1500])
-    payload = _payload(deal_id=deal_id, text=text, deal=deal, comment=comment, notify_user=notify_user)
-    if event_token:
-        payload["robot"] = {"event_token": event_token,
-                            "return_values": {"target_deal_id": "", "result": "failed"},
-                            "log_message": text}
-    return payload
+    payload = _payload(deal_id=deal_id, text=text, deal=deal, comment=comment, notify_user=False)
+    _robots(payload, event_tokens, "failed", "", text)
+    return payload if ("comment" in payload or "robots" in payload) else None
 
 
-def commands(payload: Mapping[str, Any], prefix: str) -> dict[str, Command]:
-    """Batch commands for the parts of a notify payload not done yet, named ``<part><prefix>``."""
+def alert(*, user_id: str, source_id: str, deal_id: str, reason: str, quiet: float) -> dict[str, Any]:
+    """Payload of an integrator alert on the target portal: a job died."""
+    minutes = int(quiet // 60)
+    text = (f"[b24relay] Deal #{deal_id} of source {source_id} could not be relayed: {reason[:1200]}\n"
+            f"Fix the cause, then `relay replay --dead --source {source_id}`."
+            + (f" Further failures of this source in the next {minutes} min are not notified "
+               "(see `relay jobs --status dead`)." if minutes else ""))
+    return {"portal": TARGET, "deal_id": deal_id, "done": [], "alert": {"user_id": user_id, "message": text}}
+
+
+def commands(payload: Mapping[str, Any], prefix: str) -> dict[str, tuple[str, Command]]:
+    """Batch commands for the parts of a notify payload not sent yet: ``{name: (part, command)}``,
+    names ending in ``prefix``; ``part`` goes into ``done`` once its command succeeded."""
     done = set(payload.get("done", []))
-    out: dict[str, Command] = {}
+    out: dict[str, tuple[str, Command]] = {}
     if "comment" in payload and "comment" not in done:
-        out[f"comment{prefix}"] = Command("crm.timeline.comment.add", {"fields": {
-            "ENTITY_ID": payload["deal_id"], "ENTITY_TYPE": "deal", "COMMENT": payload["comment"]}})
-    if "notify" in payload and "notify" not in done:
-        out[f"notify{prefix}"] = Command("im.notify.system.add", {
-            "USER_ID": payload["notify"]["user_id"], "MESSAGE": payload["notify"]["message"]})
-    if "robot" in payload and "robot" not in done:
-        robot = payload["robot"]
-        params: dict[str, Any] = {"EVENT_TOKEN": robot["event_token"], "RETURN_VALUES": robot["return_values"]}
-        if robot.get("log_message"):
-            params["LOG_MESSAGE"] = robot["log_message"]
-        out[f"robot{prefix}"] = Command("bizproc.event.send", params)
+        out[f"comment{prefix}"] = ("comment", Command("crm.timeline.comment.add", {"fields": {
+            "ENTITY_ID": payload["deal_id"], "ENTITY_TYPE": "deal", "COMMENT": payload["comment"]}}))
+    for part in ("notify", "alert"):
+        if part in payload and part not in done:
+            out[f"{part}{prefix}"] = (part, Command("im.notify.system.add", {
+                "USER_ID": payload[part]["user_id"], "MESSAGE": payload[part]["message"]}))
+    for n, (token, values, log) in enumerate(_robot_answers(payload)):
+        if f"robot:{n}" not in done and not (n == 0 and "robot" in done):  # "robot": the old one-token form
+            params: dict[str, Any] = {"EVENT_TOKEN": token, "RETURN_VALUES": values}
+            if log:
+                params["LOG_MESSAGE"] = log
+            out[f"robot{n}{prefix}"] = (f"robot:{n}", Command("bizproc.event.send", params))
     return out
+
+
+def _robot_answers(payload: Mapping[str, Any]) -> list[tuple[str, Any, str | None]]:
+    robots = payload.get("robots")
+    if isinstance(robots, Mapping):
+        return [(t, robots.get("return_values", {}), robots.get("log_message")) for t in robots.get("tokens", [])]
+    old = payload.get("robot")  # notify jobs stored before robots were merged (one token)
+    if isinstance(old, Mapping) and old.get("event_token"):
+        return [(old["event_token"], old.get("return_values", {}), old.get("log_message"))]
+    return []

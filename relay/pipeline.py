@@ -6,13 +6,19 @@ Several ready jobs are handled together, so each step costs one request for many
    per deal (25 deals per batch: a batch holds 50 commands — ``batch.md``);
 2. **plan** — trigger stage check, mapping transform, link lookup in the store; a linked deal whose
    fingerprint is unchanged needs no write at all;
-3. **find** — only for deals whose earlier create may have reached the target (link ``creating``):
-   ``crm.deal.list`` by the link stamp, so such a create is adopted, never repeated;
+3. **find** — every deal without a settled link (none in this database, or ``creating``) is looked
+   up on the target by its stamp (:mod:`relay.lookup`, 25 stamps per ``crm.deal.list``): exactly
+   once does not rest on the local database.  After a create whose reply was lost, "not there" is
+   concluded only once that create can no longer land (``target.timeout`` + ``target.create_margin``);
 4. **write** — one target ``batch``: ``crm.deal.add`` then ``crm.deal.productrows.set`` with
-   ``id=$result[...]`` for new deals, ``crm.deal.update`` + ``productrows.set`` for linked ones.
+   ``id=$result[...]`` for new deals, ``crm.deal.update`` + ``productrows.set`` for linked ones
+   (plus ``crm.deal.delete`` of extra copies found, when ``target.duplicates`` is ``delete``);
+5. **check** — a fresh create is looked up again once any slower create could have landed
+   (:meth:`Pipeline.check_copies`): the oldest copy is kept, the others deleted or reported.
 
 A failing command (``result_error``) only fails its own deal.  Notifications run as separate
-``notify`` jobs (:meth:`Pipeline.notify`), so a failing comment never repeats a target write.
+``notify`` jobs (:meth:`Pipeline.notify`), so a failing comment never repeats a target write; every
+application-robot call gets its answer, whether the deal was relayed, unchanged or skipped.
 The pipeline only *reads* the store, except for the ``creating`` mark written before a create is
 sent; link changes travel on each :class:`Outcome` and the worker records a whole round in one
 transaction (a crash before that leaves ``creating`` marks, which the next attempt resolves).
@@ -21,13 +27,14 @@ transaction (a crash before that leaves ``creating`` marks, which the next attem
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from relay import notices
+from relay import lookup, notices
 from relay.b24 import MAX_BATCH, BatchReply, Command
 from relay.client import PortalClient
 from relay.config import RelayConfig, SourceConfig
@@ -39,18 +46,18 @@ from relay.errors import (
     QueryLimitExceeded,
     RelayError,
     ReplyLost,
+    TargetMisconfigured,
     TransientError,
     ValidationError,
 )
 from relay.mapping import MappingSpec, TargetDeal, fingerprint, in_trigger, transform
-from relay.models import Job
+from relay.lookup import ORIGIN_LINK
+from relay.models import Job, Link, LinkFact
 from relay.phpquery import Ref
 from relay.store import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-ORIGIN_LINK = "ORIGIN_ID"
-ORIGINATOR = "b24relay"
 #: errors proving a request never ran: refused by the limits, or the connection never opened
 NOT_EXECUTED = (QueryLimitExceeded, OperationTimeLimit, NetworkError)
 
@@ -67,7 +74,7 @@ class Outcome:
     notify: dict[str, Any] | None = None
     deal: dict[str, Any] | None = None  # the source deal as read (for failure notices)
     payload: dict[str, Any] | None = None  # notify jobs: payload with the parts already done
-    link: tuple[str, str | None, str | None] | None = None  # (target id, fingerprint, source DATE_MODIFY)
+    link: LinkFact | None = None  # what the target now holds for this deal
     forget_creating: bool = False  # the target certainly created nothing: drop the "creating" mark
 
 
@@ -82,6 +89,9 @@ class _Work:
     print: str | None = None
     target_id: str | None = None
     action: str = ""  # create | update | find
+    link: Link | None = None  # the store's link before this round
+    extras: list[str] = field(default_factory=list)  # extra target copies found (newer than target_id)
+    adopted: str = ""  # "created" (our earlier create landed) | "updated" (found, not linked here)
 
     @property
     def open(self) -> bool:
@@ -118,6 +128,7 @@ class Pipeline:
                  sources: Mapping[str, PortalClient]) -> None:
         self.config, self.store, self.target, self.sources = config, store, target, sources
         self.target_portal = urlsplit(config.target.webhook_url.get_secret_value()).hostname or "target"
+        self._target_ok = False
 
     # --- sync --------------------------------------------------------------------------------
 
@@ -138,6 +149,13 @@ class Pipeline:
             works.append(_Work(job, source, self.config.mappings[source.id], outcome))
         self._read([w for w in works if w.open])
         self._plan([w for w in works if w.open])
+        if any(w.open and w.action for w in works):
+            try:
+                self.check_target()
+            except RelayError as exc:
+                for w in works:
+                    if w.open and w.action:
+                        w.fail(exc)
         if renew is not None:
             pending = [w for w in works if w.open and w.action]
             mine = renew([w.job for w in pending])
@@ -190,6 +208,8 @@ class Pipeline:
             if not in_trigger(deal, w.spec):
                 w.result.status = "skipped"
                 w.result.outcome = f"stage {deal.get('STAGE_ID')!s} is not a trigger stage"
+                w.result.notify = notices.robot_notice(deal_id=w.job.deal_id, event_tokens=w.job.event_tokens,
+                                                       status="skipped", message=f"Not sent: {w.result.outcome}.")
                 continue
             ctx = {"id": w.source.id, "domain": w.source.domain or "", "member_id": w.source.member_id or ""}
             try:
@@ -198,67 +218,89 @@ class Pipeline:
                 w.fail(exc)
                 continue
             w.print = fingerprint(w.target)
-            link = known.get((w.source.id, w.job.deal_id))
-            if link is None:
-                w.action = "create"
-            elif link.state == "creating" or not link.target_deal_id:
-                w.action = "find"
+            w.link = known.get((w.source.id, w.job.deal_id))
+            link = w.link
+            if link is None or link.state == "creating" or not link.target_deal_id:
+                w.action = "find"  # the local database is not the only truth: the target may have it
             elif link.fingerprint == w.print:
                 w.result.outcome, w.result.target_deal_id = "unchanged", link.target_deal_id
-                w.result.link = (link.target_deal_id, w.print, _modified(deal))
+                w.result.link = (link.target_deal_id, w.print, _modified(deal), None)
+                w.result.notify = notices.robot_notice(
+                    deal_id=w.job.deal_id, event_tokens=w.job.event_tokens, status="unchanged",
+                    target_deal_id=link.target_deal_id, message=f"ESB deal #{link.target_deal_id} is up to date.")
             else:
                 w.action, w.target_id = "update", link.target_deal_id
 
-    # --- link stamp --------------------------------------------------------------------------
+    # --- target checks -----------------------------------------------------------------------
 
-    def _stamp(self, w: _Work) -> dict[str, str]:
-        if w.spec.link_field == ORIGIN_LINK:
-            return {"ORIGINATOR_ID": f"{ORIGINATOR}:{w.source.link_prefix}", "ORIGIN_ID": w.job.deal_id}
-        return {w.spec.link_field: f"{w.source.link_prefix}:{w.job.deal_id}"}
+    def check_target(self) -> None:
+        """Make sure every mapping's link field exists on the target (once per process).
+
+        Without it the stamp is silently dropped by ``crm.deal.add`` and nothing could find a deal
+        again, so exactly once would rest on the local database alone.  Raises
+        :class:`~relay.errors.TargetMisconfigured` (or the error that prevented the check)."""
+        if self._target_ok:
+            return
+        fields = self.target.call("crm.deal.fields")
+        names = set(fields) if isinstance(fields, Mapping) else set()
+        missing = sorted({f"{spec.link_field} (link_field of source {sid})"
+                          for sid, spec in self.config.mappings.items()
+                          if spec.link_field != ORIGIN_LINK and spec.link_field not in names})
+        if missing:
+            raise TargetMisconfigured(
+                "the target portal has no deal field " + ", ".join(missing) + ": create it "
+                "(CRM > Settings > Custom fields, or crm.deal.userfield.add, type string) or use "
+                "link_field: ORIGIN_ID")
+        self._target_ok = True
 
     def _find(self, works: Sequence[_Work]) -> None:
-        for chunk in _pack(works, lambda _w: 1):
-            cmds = {f"f{i}": Command("crm.deal.list", {
-                "filter": {f"={k}": v for k, v in self._stamp(w).items()},
-                "select": ["ID", *self._stamp(w)], "order": {"ID": "ASC"}}) for i, w in enumerate(chunk)}
-            try:
-                reply = self.target.batch(cmds, write=False)
-            except RelayError as exc:
-                for w in chunk:
-                    w.fail(exc)
+        """Look the deals up on the target by their stamps (many per command) before creating them."""
+        found = lookup.find(self.target, [self._wanted(w) for w in works])
+        now = time.time()
+        for w in works:
+            hits = found.get((w.source.id, w.job.deal_id), [])
+            if isinstance(hits, RelayError):
+                w.fail(hits)
                 continue
-            for i, w in enumerate(chunk):
-                try:
-                    found = reply.get(f"f{i}")
-                except RelayError as exc:
-                    w.fail(exc)
-                    continue
-                stamp = self._stamp(w)
-                # never trust the filter alone: an unknown filter field is silently ignored
-                hits = [d for d in found or [] if all(str(d.get(k, "")) == v for k, v in stamp.items())]
-                if hits:
-                    if len(hits) > 1:
-                        log.warning("deal %s/%s has %d target deals; using the first", w.source.id, w.job.deal_id, len(hits))
-                    w.action, w.target_id = "update", str(hits[0]["ID"])
-                    log.info("adopted target deal %s for %s/%s", w.target_id, w.source.id, w.job.deal_id)
-                else:
-                    w.action = "create"
+            creating = w.link is not None and w.link.state == "creating"
+            if hits:
+                w.action, w.target_id, w.extras = "update", hits[0], hits[1:]
+                w.adopted = "created" if creating else "updated"
+                log.info("found target deal %s for %s/%s%s", w.target_id, w.source.id, w.job.deal_id,
+                         f" and {len(w.extras)} extra copies" if w.extras else "")
+                continue
+            settle = self.config.target.settle_seconds
+            if creating and w.link is not None and now < w.link.updated_at + settle:
+                wait = w.link.updated_at + settle - now
+                error = TransientError(f"an earlier create of this deal may still land on the target "
+                                       f"(sent {now - w.link.updated_at:.0f}s ago); looking again in {wait:.0f}s")
+                error.retry_after = wait
+                w.fail(error)
+                continue
+            w.action = "create"
+
+    def _wanted(self, w: _Work) -> lookup.Wanted:
+        return lookup.Wanted((w.source.id, w.job.deal_id), w.spec.link_field, w.source.link_prefix)
 
     # --- write -------------------------------------------------------------------------------
 
     def _commands(self, w: _Work, i: int) -> dict[str, Command]:
         assert w.target is not None
         cmds: dict[str, Command] = {}
+        stamp = self._wanted(w).stamp
         if w.action == "create":
-            fields = {**w.target.fields, **self._stamp(w)}
+            fields = {**w.target.fields, **stamp}
             cmds[f"a{i}"] = Command("crm.deal.add", {"fields": fields, "params": {"REGISTER_SONET_EVENT": "Y"}})
             deal_ref: Any = Ref(f"a{i}")
         else:
-            fields = {**w.target.update_fields, **self._stamp(w)}
+            fields = {**w.target.update_fields, **stamp}
             cmds[f"u{i}"] = Command("crm.deal.update", {"id": w.target_id, "fields": fields})
             deal_ref = w.target_id
         if w.target.rows is not None:
             cmds[f"p{i}"] = Command("crm.deal.productrows.set", {"id": deal_ref, "rows": w.target.rows})
+        if self.config.target.duplicates == "delete":
+            for n, extra in enumerate(w.extras):
+                cmds[f"x{i}_{n}"] = Command("crm.deal.delete", {"id": extra})
         return cmds
 
     def _write(self, works: Sequence[_Work]) -> None:
@@ -301,43 +343,103 @@ class Pipeline:
                 w.fail(exc)
                 return
         assert w.target_id is not None
+        self._report_extras(w, reply, i)
+        # a fresh create is checked again for extra copies once any slower create could have landed
+        verify = self.config.target.settle_seconds if w.action == "create" else None
         try:
             if w.target.rows is not None:
                 reply.get(f"p{i}")
         except RelayError as exc:
-            w.result.link = (w.target_id, None, None)  # the deal exists; its rows must be written again
+            w.result.link = (w.target_id, None, None, verify)  # the deal exists; its rows must be written again
             w.result.target_deal_id = w.target_id
             w.fail(exc)
             return
-        w.result.link = (w.target_id, w.print, _modified(w.result.deal or {}))
-        action = "created" if w.action == "create" else "updated"
+        w.result.link = (w.target_id, w.print, _modified(w.result.deal or {}), verify)
+        action = "created" if w.action == "create" else (w.adopted or "updated")
         w.result.outcome, w.result.target_deal_id = action, w.target_id
         notify = self.config.file.notify
         w.result.notify = notices.success_notice(
             action=action, deal=w.result.deal or {}, target_deal_id=w.target_id, target_portal=self.target_portal,
-            event_token=w.job.event_token, comment=notify.comment, notify_user=notify.notify_user)
+            event_tokens=w.job.event_tokens, comment=notify.comment, notify_user=notify.notify_user)
+
+    def _report_extras(self, w: _Work, reply: BatchReply, i: int) -> None:
+        for n, extra in enumerate(w.extras):
+            deleted = False
+            if self.config.target.duplicates == "delete":
+                try:
+                    reply.get(f"x{i}_{n}")
+                    deleted = True
+                except NotFound:
+                    deleted = True  # someone (another relay) removed it first
+                except RelayError as exc:
+                    log.warning("could not delete extra copy #%s of %s/%s: %s", extra, w.source.id,
+                                w.job.deal_id, exc)
+            log.warning("source deal %s/%s had an extra copy on the target: #%s (%s); kept #%s", w.source.id,
+                        w.job.deal_id, extra, "deleted" if deleted else "left in place", w.target_id)
+
+    # --- checks after creates ----------------------------------------------------------------
+
+    def check_copies(self, links: Sequence[Link]) -> dict[tuple[str, str], str | None]:
+        """Look for extra target copies of freshly created deals; keep the oldest, delete (or report)
+        the others.  Returns, per checked deal, the target deal to link to (None: unchanged); deals
+        whose check failed are left out (their check is due again later)."""
+        wanted = []
+        for lk in links:
+            source, spec = self.config.source(lk.source_id), self.config.mappings.get(lk.source_id)
+            if source is not None and spec is not None:
+                wanted.append((lk, lookup.Wanted((lk.source_id, lk.deal_id), spec.link_field, source.link_prefix)))
+        found = lookup.find(self.target, [w for _lk, w in wanted])
+        results: dict[tuple[str, str], str | None] = {}
+        deletes: dict[str, Command] = {}
+        for lk, w in wanted:
+            hits = found.get(w.key)
+            if isinstance(hits, RelayError) or hits is None:
+                continue
+            keep = hits[0] if hits else lk.target_deal_id
+            results[w.key] = keep if keep != lk.target_deal_id else None
+            for extra in hits[1:]:
+                log.warning("source deal %s/%s had an extra copy on the target: #%s (%s); kept #%s", lk.source_id,
+                            lk.deal_id, extra, self.config.target.duplicates, keep)
+                if self.config.target.duplicates == "delete":
+                    deletes[f"x{len(deletes)}"] = Command("crm.deal.delete", {"id": extra})
+        for group in _pack(list(deletes.items()), lambda _item: 1):
+            try:
+                reply = self.target.batch(dict(group), write=True)
+            except RelayError as exc:
+                log.warning("could not delete %d extra copies: %s (they are reported again at the next check)",
+                            len(group), exc)
+                continue
+            for name, cmd in group:
+                try:
+                    reply.get(name)
+                except NotFound:
+                    pass
+                except RelayError as exc:
+                    log.warning("could not delete extra copy #%s: %s", cmd.params["id"], exc)
+        return results
 
     # --- notify ------------------------------------------------------------------------------
 
     def notify(self, jobs: Sequence[Job]) -> list[Outcome]:
-        """Send the comments / notifications / robot replies of these notify jobs."""
+        """Send the comments / notifications / robot answers / integrator alerts of these notify jobs."""
         results = {j.id: Outcome(job=j, outcome="notified", payload=dict(j.payload)) for j in jobs}
-        by_source: dict[str, list[Job]] = defaultdict(list)
+        by_portal: dict[str, list[Job]] = defaultdict(list)
         for j in jobs:
-            if j.source_id not in self.sources:
+            portal = notices.TARGET if j.payload.get("portal") == notices.TARGET else j.source_id
+            if portal != notices.TARGET and portal not in self.sources:
                 results[j.id].status = "failed"
                 results[j.id].error = PermanentError(f"source {j.source_id!r} is no longer configured")
             else:
-                by_source[j.source_id].append(j)
-        for source_id, group in by_source.items():
+                by_portal[portal].append(j)
+        for portal, group in by_portal.items():
+            client = self.target if portal == notices.TARGET else self.sources[portal]
             for chunk in _pack(group, lambda j: len(notices.commands(j.payload, ""))):
-                self._notify_chunk(self.sources[source_id], chunk, results)
+                self._notify_chunk(client, chunk, results)
         return [results[j.id] for j in jobs]
 
     def _notify_chunk(self, client: PortalClient, chunk: Sequence[Job], results: dict[int, Outcome]) -> None:
-        cmds: dict[str, Command] = {}
-        for j in chunk:
-            cmds.update(notices.commands(j.payload, f"_{j.id}"))
+        parts = {j.id: notices.commands(j.payload, f"_{j.id}") for j in chunk}
+        cmds = {name: cmd for named in parts.values() for name, (_part, cmd) in named.items()}
         reply = None
         if cmds:
             try:
@@ -350,9 +452,8 @@ class Pipeline:
             res = results[j.id]
             payload = res.payload or {}
             done = list(payload.get("done", []))
-            for part in notices.PARTS:
-                name = f"{part}_{j.id}"
-                if reply is None or name not in cmds:
+            for name, (part, _cmd) in parts[j.id].items():
+                if reply is None:
                     continue
                 try:
                     reply.get(name)

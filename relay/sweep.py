@@ -5,7 +5,8 @@ deal moves to another funnel (``api-reference/events/index.md``,
 ``api-reference/crm/deals/events/index.md``).  So each source is asked, with paged ``crm.deal.list``
 calls through the portal's pacer, for deals in the trigger stages modified since the last watermark
 (minus an overlap margin); a deal is queued when the relay has no link for it or last relayed an
-older ``DATE_MODIFY``.  The sync job then re-reads it and writes only if its mapped content changed.
+older ``DATE_MODIFY``; so is every deal whose last job gave up after a long outage, whatever its
+date.  The sync job then re-reads it and writes only if its mapped content changed.
 The watermark is the newest ``DATE_MODIFY`` seen, in the portal's own clock and format.
 """
 
@@ -107,6 +108,8 @@ def sweep_source(config: RelayConfig, store: Store, client: PortalClient, source
         link = links.get((source_id, deal_id))
         if link is None or link.state != "linked" or link.source_modified != modified:
             due.append(deal_id)
+    # deals whose jobs gave up (an outage longer than worker.retry_for) come back whatever their date
+    due += [d for d in store.gave_up_deals(source_id) if d not in seen]
     store.enqueue_many(source_id, due, "SWEEP")
     result = SweepResult(source_id, bound, len(seen), len(due), newest)
     store.finish_sweep(source_id, newest, result.summary())

@@ -1,10 +1,21 @@
 """The worker loop: lease jobs -> pipeline -> done | skipped | retry (backoff + jitter) | dead.
 
-The exception class decides: :class:`~relay.errors.TransientError` (and unexpected exceptions,
-logged with their traceback) are retried with exponential backoff and jitter until
-``worker.max_attempts``; :class:`~relay.errors.PermanentError` is dead at once.  A sync job that
-dies queues a notify job carrying the reason to the source deal.  On stop (SIGTERM) the current
-round finishes before the loop exits.
+The exception class decides:
+
+* :class:`~relay.errors.TransientError` — refusals (503 ``QUERY_LIMIT_EXCEEDED``, 429
+  ``OPERATION_TIME_LIMIT``), outages (5xx) and network errors — is retried with exponential backoff
+  and jitter for ``worker.retry_for`` (days by default, as webhook gateways do): an outage of the
+  target uses up no attempts, and the deals arrive once it ends.  A job that still fails after that
+  time dies as ``gave up``, and the recovery sweep queues its deal again;
+* an unexpected exception (a bug; logged with its traceback) is retried ``worker.max_attempts`` times;
+* :class:`~relay.errors.PermanentError` is dead at once.
+
+A dead sync job answers its application robots with the reason, comments on the source deal only
+when ``notify.failure_comment`` is set, and alerts the integrator (``notify.integrator_user_id`` on
+the target portal, at most once per source every ``notify.alert_quiet`` seconds) — never the
+partner's manager.  Each worker has its own lease identity, and a heartbeat renews its leases while
+a round runs, so a sibling never takes over a job that is still being written.  On stop (SIGTERM)
+the current round finishes before the loop exits.
 """
 
 from __future__ import annotations
@@ -15,7 +26,10 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 from relay import notices
 from relay.config import RelayConfig
@@ -24,10 +38,12 @@ from relay.models import Job, Transition
 from relay.pipeline import Outcome, Pipeline
 from relay.redact import REDACTOR
 from relay.store import Store
+from relay.store.queue import GAVE_UP
 from relay.sweep import sweep_all
 
 log = logging.getLogger(__name__)
-SWEEP_CHECK = 5.0  # seconds between checks whether a sweep is due
+SWEEP_CHECK = 5.0  # seconds between checks whether a sweep or a copy check is due
+CHECK_BATCH = 1250  # fresh creates checked for extra copies per round (50 commands x 25 stamps)
 
 
 def describe(error: BaseException) -> str:
@@ -51,9 +67,12 @@ class Worker:
                  wake: threading.Event | None = None, name: str | None = None) -> None:
         self.config, self.store, self.pipeline = config, store, pipeline
         self.wake = wake or threading.Event()
-        self.owner = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        # unique per Worker object: threads of one process never share a lease identity
+        self.owner = f"{name or socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self.tuning = config.file.worker
         self._next_sweep_check = 0.0
+        self._next_copy_check = 0.0
+        self._alerted: dict[str, float] = {}  # source id -> when this worker last queued an alert
 
     def run_once(self) -> int:
         """Run one round (ready sync jobs, then ready notify jobs); return how many jobs ran."""
@@ -68,14 +87,36 @@ class Worker:
                                     lease_seconds=self.tuning.lease_seconds)
             if not jobs:
                 continue
-            try:
-                outcomes = run(jobs)
-            except Exception as exc:  # a bug must not kill the loop; the jobs retry
-                log.exception("round of %d %s jobs failed", len(jobs), kind)
-                outcomes = [Outcome(job=j, status="failed", error=exc) for j in jobs]
-            self._apply(outcomes)
+            with self._heartbeat(jobs):
+                try:
+                    outcomes = run(jobs)
+                except Exception as exc:  # a bug must not kill the loop; the jobs retry
+                    log.exception("round of %d %s jobs failed", len(jobs), kind)
+                    outcomes = [Outcome(job=j, status="failed", error=exc) for j in jobs]
+                self._apply(outcomes)
             handled += len(jobs)
         return handled
+
+    @contextmanager
+    def _heartbeat(self, jobs: Sequence[Job]) -> Iterator[None]:
+        """Renew the round's leases every third of ``lease_seconds`` until the round is recorded."""
+        stop = threading.Event()
+        ids = [j.id for j in jobs]
+
+        def beat() -> None:
+            while not stop.wait(self.tuning.lease_seconds / 3):
+                try:
+                    self.store.renew(self.owner, ids, self.tuning.lease_seconds)
+                except Exception as exc:  # the database is down: the lease may lapse, writes then stop
+                    log.warning("could not renew leases of %d jobs: %s", len(ids), describe(exc))
+
+        thread = threading.Thread(target=beat, name=f"relay-lease-{self.owner}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def _linger(self, kind: str) -> None:
         """While calls keep arriving, wait (up to 5 × ``linger``) for a full batch instead of
@@ -90,6 +131,20 @@ class Worker:
             if count == 0 or count >= self.tuning.batch_size or quiet >= linger:
                 return
             time.sleep(min(linger - quiet, 0.02))
+
+    def maybe_check_copies(self) -> int:
+        """Look for extra target copies of deals created a while ago (due checks only); return how many."""
+        if time.monotonic() < self._next_copy_check:
+            return 0
+        self._next_copy_check = time.monotonic() + SWEEP_CHECK
+        due = self.store.due_checks(CHECK_BATCH, hold=max(60.0, self.config.target.settle_seconds))
+        if not due:
+            return 0
+        try:
+            self.store.checked(self.pipeline.check_copies(due))
+        except RelayError as exc:
+            log.warning("copy check failed, will retry: %s", describe(exc))
+        return len(due)
 
     def maybe_sweep(self) -> int:
         """Run the recovery sweeps that are due (at most one worker runs each); return deals queued."""
@@ -107,7 +162,7 @@ class Worker:
         log.info("worker %s started", self.owner)
         while not stop.is_set():
             try:
-                busy = self.run_once() + self.maybe_sweep()
+                busy = self.run_once() + self.maybe_sweep() + self.maybe_check_copies()
             except Exception:
                 log.exception("worker round failed (database unavailable?)")
                 busy = 0
@@ -146,30 +201,47 @@ class Worker:
                             job.deal_id, job.attempts, t.delay, t.error)
 
     def _transition(self, o: Outcome) -> Transition:
-        common = {"link": o.link, "forget_creating": o.forget_creating}
+        common: dict[str, Any] = {"link": o.link, "forget_creating": o.forget_creating}
         if o.status == "done":
             return Transition(o.job, "done", outcome=o.outcome, target_deal_id=o.target_deal_id, notify=o.notify,
                               **common)
         if o.status == "skipped":
-            return Transition(o.job, "skipped", outcome="skipped", error=o.outcome, **common)
+            return Transition(o.job, "skipped", outcome="skipped", error=o.outcome, notify=o.notify, **common)
         job, error = o.job, o.error or RuntimeError("unknown failure")
         reason = describe(error)
-        transient = not isinstance(error, PermanentError)
         if not isinstance(error, (TransientError, PermanentError)):
             log.error("job %s: unexpected %s", job.id, reason, exc_info=error)
-        if transient and job.attempts < self.tuning.max_attempts:
+        age = time.time() - (job.created_at or time.time())
+        if isinstance(error, TransientError):
+            retry = age < self.tuning.retry_for
+        else:
+            retry = not isinstance(error, PermanentError) and job.attempts < self.tuning.max_attempts
+        if retry:
             delay = backoff(job.attempts, self.tuning.backoff_base, self.tuning.backoff_max)
             retry_after = getattr(error, "retry_after", None)
             if retry_after:
                 delay = max(delay, float(retry_after))
             return Transition(job, "pending", error=reason, delay=delay, payload=o.payload, **common)
-        if transient:
+        outcome = "dead"
+        if isinstance(error, TransientError):
+            outcome, reason = GAVE_UP, f"gave up after retrying for {age / 3600:.1f} h: {reason}"
+        elif not isinstance(error, PermanentError):
             reason = f"gave up after {job.attempts} attempts: {reason}"
-        notify = None
-        if job.kind == "sync":
-            cfg = self.config.file.notify
-            notify = notices.failure_notice(deal_id=job.deal_id, reason=reason, deal=o.deal,
-                                            event_token=job.event_token, comment=cfg.comment,
-                                            notify_user=cfg.notify_user)
-        return Transition(job, "dead", outcome="dead", error=reason, target_deal_id=o.target_deal_id,
-                          notify=notify, **common)
+        return Transition(job, "dead", outcome=outcome, error=reason, target_deal_id=o.target_deal_id,
+                          notify=self._failure_notices(job, reason, o) if job.kind == "sync" else None, **common)
+
+    def _failure_notices(self, job: Job, reason: str, o: Outcome) -> list[dict[str, Any]]:
+        """What a dead sync job sends: robot answers (+ comment) to the source, an alert to the integrator."""
+        cfg = self.config.file.notify
+        out = []
+        source = notices.failure_notice(deal_id=job.deal_id, reason=reason, deal=o.deal,
+                                        event_tokens=job.event_tokens, comment=cfg.failure_comment)
+        if source is not None:
+            out.append(source)
+        if cfg.integrator_user_id:
+            last = max(self.store.last_alert(job.source_id) or 0.0, self._alerted.get(job.source_id, 0.0))
+            if time.time() - last >= cfg.alert_quiet:
+                self._alerted[job.source_id] = time.time()
+                out.append(notices.alert(user_id=cfg.integrator_user_id, source_id=job.source_id,
+                                         deal_id=job.deal_id, reason=reason, quiet=cfg.alert_quiet))
+        return out

@@ -32,7 +32,8 @@ ROWS = [
 
 
 def write_config(folder: Path, source: EmulatedPortal, target: EmulatedPortal, *, mapping: str | None = None,
-                 extra: str = "", batch_size: int = 25) -> Path:
+                 extra: str = "", batch_size: int = 25, create_margin: float = 0.5,
+                 lease_seconds: float = 30) -> Path:
     """relay.yaml for these portals (secrets from the environment), with the example mapping."""
     (folder / "mappings").mkdir(parents=True, exist_ok=True)
     if mapping is None:
@@ -45,6 +46,7 @@ target:
   webhook_url: ${{TARGET_WEBHOOK}}
   limits: {{rate: {target.config.rate}, burst: {target.config.burst}}}
   timeout: 2
+  create_margin: {create_margin}
 sources:
   - id: partner
     webhook_url: ${{SOURCE_WEBHOOK}}
@@ -65,7 +67,7 @@ worker:
   backoff_max: 0.2
   max_attempts: 5
   poll_interval: 0.05
-  lease_seconds: 30
+  lease_seconds: {lease_seconds}
 {extra}
 """)
     return path
@@ -134,7 +136,8 @@ class RelayEnv:
 
 
 def start(tmp: Path, *, mapping: str | None = None, extra: str = "", rate: float = 50.0, burst: int = 50,
-          batch_size: int = 25, database_url: str | None = None) -> RelayEnv:
+          batch_size: int = 25, database_url: str | None = None, create_margin: float = 0.5,
+          lease_seconds: float = 30) -> RelayEnv:
     """Start portals and a relay; the caller stops them with stop()."""
     scfg, tcfg = default_source_config(), default_target_config()
     scfg.secret, tcfg.secret = SOURCE_SECRET, TARGET_SECRET
@@ -143,9 +146,12 @@ def start(tmp: Path, *, mapping: str | None = None, extra: str = "", rate: float
     source, target = EmulatedPortal(scfg), EmulatedPortal(tcfg)
     source.start()
     target.start()
-    path = write_config(tmp, source, target, mapping=mapping, extra=extra, batch_size=batch_size)
+    path = write_config(tmp, source, target, mapping=mapping, extra=extra, batch_size=batch_size,
+                        create_margin=create_margin, lease_seconds=lease_seconds)
     config = load_config(path, env_for(source, target))
     relay = build(config, Store(database_url or f"sqlite:///{tmp}/relay.db"))
+    relay.pipeline.check_target()  # as `relay serve` does at start-up
+    target.reset_log()
     server = serve_in_thread(relay.app())
     env = RelayEnv(source, target, relay, f"http://127.0.0.1:{server.server_port}", path,
                    database_url or f"sqlite:///{tmp}/relay.db")

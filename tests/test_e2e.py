@@ -41,7 +41,7 @@ def test_documented_event_relays_one_deal_with_rows_comment_and_notification(rel
     assert str(note["USER_ID"]) == "1" and deal["ID"] in note["MESSAGE"]
 
 
-def test_a_new_deal_costs_three_requests(relay_env: RelayEnv) -> None:
+def test_a_new_deal_costs_four_requests_and_an_update_three(relay_env: RelayEnv) -> None:
     env = relay_env
     deal_id = env.new_deal()
     env.source.reset_log()
@@ -49,7 +49,15 @@ def test_a_new_deal_costs_three_requests(relay_env: RelayEnv) -> None:
     env.event(deal_id)
     env.settle()
     assert env.source.count_requests() == 2  # one batch read, one batch comment + notification
-    assert env.target.count_requests() == 1  # one batch: crm.deal.add + crm.deal.productrows.set
+    # a look-up by the stamp (the local database is not the only truth), then one batch:
+    # crm.deal.add + crm.deal.productrows.set
+    assert [r.method for r in env.target.requests] == ["batch", "batch"]
+    assert env.target.requests[0].inner == ("crm.deal.list",)
+    env.source.update_deal(deal_id, {"TITLE": "Boiler 2"})
+    env.target.reset_log()
+    env.event(deal_id)
+    env.settle()
+    assert env.target.count_requests() == 1  # a linked deal is written without a look-up
 
 
 def test_repeated_events_give_one_deal_updates_follow_and_unchanged_costs_no_write(relay_env: RelayEnv) -> None:
@@ -133,24 +141,35 @@ def test_query_limit_twice_then_success_relays_once(relay_env: RelayEnv) -> None
     env.event(deal_id)
     env.settle()
     only_target_deal(env)
-    assert env.target.count_requests() == 3  # 503, 503, then the write
+    # look-up, 503, 503 (the in-call retries are used up; refused, so nothing was created),
+    # then the next attempt: look-up, write
+    assert env.target.count_requests() == 5
 
 
-def test_validation_error_kills_the_job_and_tells_the_source(tmp_path) -> None:
+@pytest.mark.parametrize("failure_comment", [False, True])
+def test_validation_error_kills_the_job_and_alerts_the_integrator(tmp_path, failure_comment: bool) -> None:
     from tests.relayenv import ROOT, start, stop
 
     mapping = (ROOT / "config/mappings/partner.yaml").read_text().replace('"C3:NEW"', '"C3:NO_SUCH_STAGE"')
-    env = start(tmp_path, mapping=mapping)
+    extra = f"notify: {{integrator_user_id: 17, failure_comment: {str(failure_comment).lower()}}}"
+    env = start(tmp_path, mapping=mapping, extra=extra)
     try:
-        deal_id = env.new_deal()
-        env.event(deal_id)
+        deal_ids = [env.new_deal(), env.new_deal()]
+        for deal_id in deal_ids:
+            env.event(deal_id)
         env.settle()
         assert env.target.deals() == []
-        [job] = env.store.jobs(kind="sync")
-        assert job.status == "dead" and "C3:NO_SUCH_STAGE" in (job.last_error or "")
-        assert job.attempts == 1  # a validation error is not retried
-        [comment] = env.source.comments(deal_id)
-        assert "C3:NO_SUCH_STAGE" in comment["COMMENT"] and "Could not send" in comment["COMMENT"]
+        jobs = env.store.jobs(kind="sync")
+        assert [j.status for j in jobs] == ["dead", "dead"] and "C3:NO_SUCH_STAGE" in (jobs[0].last_error or "")
+        assert [j.attempts for j in jobs] == [1, 1]  # a validation error is not retried
+        assert env.source.notifications() == []  # never the partner's manager
+        [alert] = env.target.notifications()  # the integrator, once for both (alert_quiet)
+        assert str(alert["USER_ID"]) == "17" and "C3:NO_SUCH_STAGE" in alert["MESSAGE"]
+        comments = [c for d in deal_ids for c in env.source.comments(d)]
+        if failure_comment:
+            assert len(comments) == 2 and all("C3:NO_SUCH_STAGE" in c["COMMENT"] for c in comments)
+        else:
+            assert comments == []
     finally:
         stop(env)
 
@@ -197,7 +216,7 @@ def test_failing_notification_is_retried_alone(relay_env: RelayEnv) -> None:
     env.event(deal_id)
     env.settle()
     only_target_deal(env)
-    assert env.target.count_requests() == 1  # the write was never repeated
+    assert env.target.count_requests() == 2  # the look-up and the write, never repeated
     assert len(env.source.comments(deal_id)) == 1
     [note] = env.store.jobs(kind="notify")
     assert note.status == "done" and note.attempts == 3
@@ -211,13 +230,20 @@ def test_health_and_status_hold_no_secrets(relay_env: RelayEnv) -> None:
     assert "sekret" not in status.text.lower() and "sekret" not in health.text.lower()
 
 
-def test_source_portal_unreachable_retries_then_dies_with_redacted_reason(relay_env: RelayEnv) -> None:
+def test_source_portal_unreachable_uses_up_no_attempts_and_the_deal_arrives_after(relay_env: RelayEnv) -> None:
     env = relay_env
     deal_id = env.new_deal()
     env.event(deal_id)
-    env.source.inject("drop", times=50)
-    env.settle()
+    env.source.inject("drop", times=-1)
+    worker = env.relay.worker("outage")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (env.store.jobs(kind="sync")[0].attempts < 12):
+        worker.run_once()
+        time.sleep(0.05)
     [job] = env.store.jobs(kind="sync")
-    assert job.status == "dead" and job.attempts == 5 and "gave up" in (job.last_error or "")
-    assert "sekret" not in (job.last_error or "").lower()
-    assert env.target.deals() == []
+    assert job.attempts >= 12 > env.relay.config.file.worker.max_attempts  # network errors use up nothing
+    assert job.status == "pending" and "sekret" not in (job.last_error or "").lower()
+    assert env.target.deals() == [] and env.source.comments(deal_id) == []
+    env.source.clear_faults()
+    env.settle()
+    only_target_deal(env)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import exists, func, insert, select, update
@@ -20,7 +20,17 @@ from sqlalchemy.exc import IntegrityError
 
 from relay.models import Enqueued, Job, Transition
 from relay.store.links import LinksMixin
-from relay.store.schema import _FINISH, _PENDING_SYNC, _job, _notify_row, jobs
+from relay.store.schema import _FINISH, _PENDING_SYNC, _job, _notify_rows, jobs
+
+
+#: ``outcome`` of a dead job whose transient failures outlasted ``worker.retry_for``
+GAVE_UP = "gave up"
+
+
+def join_tokens(*parts: str | None) -> str | None:
+    """Event tokens of merged robot calls, one per line, without repeats (None when there are none)."""
+    tokens = [t for p in parts for t in (p or "").split("\n") if t]
+    return "\n".join(dict.fromkeys(tokens)) or None
 
 
 class QueueMixin(LinksMixin):
@@ -57,12 +67,13 @@ class QueueMixin(LinksMixin):
         self, conn: Connection, source_id: str, deal_id: str, trigger: str, event_token: str | None, now: float
     ) -> Enqueued:
         found = conn.execute(
-            select(jobs.c.id).where(_PENDING_SYNC, jobs.c.source_id == source_id, jobs.c.deal_id == deal_id)
+            select(jobs.c.id, jobs.c.event_token).where(_PENDING_SYNC, jobs.c.source_id == source_id,
+                                                        jobs.c.deal_id == deal_id)
         ).first()
         if found is not None:
             values: dict[str, Any] = {"events": jobs.c.events + 1, "updated_at": now, "trigger": trigger}
-            if event_token:
-                values["event_token"] = event_token
+            if event_token:  # every robot call keeps its token: each gets its own answer
+                values["event_token"] = join_tokens(found.event_token, event_token)
             conn.execute(update(jobs).where(jobs.c.id == found.id).values(**values))
             return Enqueued(job_id=found.id, merged=True)
         new_id = conn.execute(
@@ -75,7 +86,7 @@ class QueueMixin(LinksMixin):
         return Enqueued(job_id=int(new_id), merged=False)
 
     def _reap(self, conn: Connection, now: float) -> None:
-        query = select(jobs.c.id, jobs.c.kind, jobs.c.source_id, jobs.c.deal_id).where(
+        query = select(jobs.c.id, jobs.c.kind, jobs.c.source_id, jobs.c.deal_id, jobs.c.event_token).where(
             jobs.c.status == "running", jobs.c.lease_until < now)
         if conn.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)  # one reaper per expired job
@@ -83,7 +94,7 @@ class QueueMixin(LinksMixin):
             expired = update(jobs).where(jobs.c.id == row.id, jobs.c.status == "running")
             pending = None
             if row.kind == "sync":
-                pending = conn.execute(select(jobs.c.id).where(
+                pending = conn.execute(select(jobs.c.id, jobs.c.event_token).where(
                     _PENDING_SYNC, jobs.c.source_id == row.source_id, jobs.c.deal_id == row.deal_id,
                     jobs.c.id != row.id)).first()
             if pending is None:
@@ -94,12 +105,13 @@ class QueueMixin(LinksMixin):
                                                     last_error="lease expired (worker stopped); taken back"))
                     continue
                 except IntegrityError:  # a call for this deal was queued meanwhile
-                    pending = conn.execute(select(jobs.c.id).where(
+                    pending = conn.execute(select(jobs.c.id, jobs.c.event_token).where(
                         _PENDING_SYNC, jobs.c.source_id == row.source_id, jobs.c.deal_id == row.deal_id)).first()
             conn.execute(expired.values(status="merged", lease_owner=None, lease_until=None, updated_at=now,
                                         last_error=f"lease expired; merged into job {pending.id if pending else '?'}"))
             if pending is not None:
-                conn.execute(update(jobs).where(jobs.c.id == pending.id).values(available_at=now, updated_at=now))
+                conn.execute(update(jobs).where(jobs.c.id == pending.id).values(
+                    available_at=now, updated_at=now, event_token=join_tokens(pending.event_token, row.event_token)))
 
     def claim(self, owner: str, kind: str, *, limit: int = 1, lease_seconds: float = 120.0,
               now: float | None = None) -> list[Job]:
@@ -165,23 +177,36 @@ class QueueMixin(LinksMixin):
             rows = [self._job_values(t, now, waiting) for t in transitions if t.job.id in owned]
             if rows:
                 conn.execute(_FINISH, rows)
+            self._carry_tokens(conn, [t.job for t in transitions if t.job.id in owned], rows, waiting)
             self._record_links(conn, transitions, now)
-            notes = [_notify_row(t, now) for t in transitions if t.notify is not None and t.job.id in owned]
+            notes = [row for t in transitions if t.job.id in owned for row in _notify_rows(t, now)]
             if notes:
                 conn.execute(insert(jobs), notes)
         return [t.job.id in owned for t in transitions]
 
     @staticmethod
-    def _pending_keys(conn: Connection, retried: Sequence[Job]) -> set[tuple[str, str]]:
+    def _pending_keys(conn: Connection, retried: Sequence[Job]) -> dict[tuple[str, str], tuple[int, str | None]]:
+        """The pending sync jobs (id, event tokens) waiting for the same deals as these retried jobs."""
         keys = {(j.source_id, j.deal_id) for j in retried if j.kind == "sync"}
         if not keys:
-            return set()
-        found = conn.execute(select(jobs.c.source_id, jobs.c.deal_id).where(
+            return {}
+        found = conn.execute(select(jobs.c.id, jobs.c.source_id, jobs.c.deal_id, jobs.c.event_token).where(
             _PENDING_SYNC, jobs.c.deal_id.in_({k[1] for k in keys})))
-        return {(r.source_id, r.deal_id) for r in found} & keys
+        return {(r.source_id, r.deal_id): (r.id, r.event_token) for r in found if (r.source_id, r.deal_id) in keys}
 
     @staticmethod
-    def _job_values(t: Transition, now: float, waiting: set[tuple[str, str]]) -> dict[str, Any]:
+    def _carry_tokens(conn: Connection, finished: Sequence[Job], rows: Sequence[dict[str, Any]],
+                      waiting: dict[tuple[str, str], tuple[int, str | None]]) -> None:
+        """A retried job merged into a waiting one hands over its robots' event tokens (none is lost)."""
+        merged = {r["_id"] for r in rows if r["status"] == "merged"}
+        for job in finished:
+            if job.id in merged and job.event_token:
+                pending_id, tokens = waiting[(job.source_id, job.deal_id)]
+                conn.execute(update(jobs).where(jobs.c.id == pending_id).values(
+                    event_token=join_tokens(tokens, job.event_token)))
+
+    @staticmethod
+    def _job_values(t: Transition, now: float, waiting: Mapping[tuple[str, str], object]) -> dict[str, Any]:
         job = t.job
         status, available, outcome = t.status, job.available_at, t.outcome
         if status == "pending":
@@ -203,6 +228,24 @@ class QueueMixin(LinksMixin):
               now: float | None = None) -> bool:
         """Put one leased job back to pending, ready after ``delay`` seconds, keeping the error."""
         return self.finish(owner, [Transition(job, "pending", error=error, delay=delay, payload=payload)], now)[0]
+
+    def last_alert(self, source_id: str) -> float | None:
+        """When the newest integrator alert about this source was queued (None: never)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.max(jobs.c.created_at)).where(
+                jobs.c.kind == "notify", jobs.c.trigger == "ALERT", jobs.c.source_id == source_id)).scalar()
+
+    def gave_up_deals(self, source_id: str) -> list[str]:
+        """Deals of this source whose newest sync job died of a transient cause (its retry time ran
+        out): the sweep queues them again."""
+        newer = jobs.alias("newer")
+        query = select(jobs.c.deal_id).where(
+            jobs.c.kind == "sync", jobs.c.source_id == source_id, jobs.c.status == "dead",
+            jobs.c.outcome == GAVE_UP,
+            ~exists().where(newer.c.kind == "sync", newer.c.source_id == jobs.c.source_id,
+                            newer.c.deal_id == jobs.c.deal_id, newer.c.id > jobs.c.id))
+        with self.engine.connect() as conn:
+            return list(dict.fromkeys(r.deal_id for r in conn.execute(query)))
 
     def job(self, job_id: int) -> Job | None:
         """One job by id."""
@@ -239,7 +282,8 @@ class QueueMixin(LinksMixin):
         if job.status in ("pending", "running"):
             return Enqueued(job_id=job.id, merged=True)
         if job.kind == "sync":
-            return self.enqueue_sync(job.source_id, job.deal_id, "REPLAY", event_token=job.event_token, now=now)
+            # no event tokens: every robot call of the job was answered when it ended
+            return self.enqueue_sync(job.source_id, job.deal_id, "REPLAY", now=now)
         with self._tx() as conn:
             conn.execute(update(jobs).where(jobs.c.id == job.id).values(
                 status="pending", attempts=0, available_at=now, updated_at=now))

@@ -60,7 +60,9 @@ links = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("source_modified", String(40)),
+    Column("verify_at", Float),  # check the target for extra copies after this time (None: no check due)
 )
+Index("ix_links_verify", links.c.verify_at)
 
 sweeps = Table(
     "sweeps",
@@ -89,14 +91,16 @@ _FINISH = update(jobs).where(jobs.c.id == bindparam("_id")).values(
     target_deal_id=bindparam("target_deal_id"), payload=bindparam("payload"))
 
 
-def _notify_row(t: Transition, now: float) -> dict[str, Any]:
-    return {"kind": "notify", "source_id": t.job.source_id, "deal_id": t.job.deal_id, "status": "pending",
-            "attempts": 0, "events": 1, "trigger": t.job.trigger, "event_token": None,
-            "payload": json.dumps(t.notify, ensure_ascii=False, sort_keys=True), "available_at": now,
-            "created_at": now, "updated_at": now}
+def _notify_rows(t: Transition, now: float) -> list[dict[str, Any]]:
+    """Notify jobs queued by a finished job: to the source, or integrator alerts (trigger ``ALERT``)."""
+    payloads = t.notify if isinstance(t.notify, list) else [t.notify] if t.notify else []
+    return [{"kind": "notify", "source_id": t.job.source_id, "deal_id": t.job.deal_id, "status": "pending",
+             "attempts": 0, "events": 1, "trigger": "ALERT" if p.get("portal") == "target" else t.job.trigger,
+             "event_token": None, "payload": json.dumps(p, ensure_ascii=False, sort_keys=True),
+             "available_at": now, "created_at": now, "updated_at": now} for p in payloads]
 
 
 def _link(row: RowMapping) -> Link:
     return Link(source_id=row["source_id"], deal_id=row["deal_id"], state=row["state"],
                 target_deal_id=row["target_deal_id"], fingerprint=row["fingerprint"],
-                source_modified=row["source_modified"])
+                source_modified=row["source_modified"], updated_at=row["updated_at"])

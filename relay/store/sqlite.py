@@ -31,7 +31,11 @@ INSERT INTO jobs (kind, source_id, deal_id, status, attempts, events, "trigger",
 VALUES ('sync', ?, ?, 'pending', 0, 1, ?, ?, '{}', ?, ?, ?)
 ON CONFLICT (source_id, deal_id) WHERE status = 'pending' AND kind = 'sync'
 DO UPDATE SET events = jobs.events + 1, updated_at = excluded.updated_at, "trigger" = excluded."trigger",
-              event_token = COALESCE(excluded.event_token, jobs.event_token)
+              event_token = CASE WHEN excluded.event_token IS NULL THEN jobs.event_token
+                                 WHEN jobs.event_token IS NULL THEN excluded.event_token
+                                 WHEN instr(char(10) || jobs.event_token || char(10),
+                                            char(10) || excluded.event_token || char(10)) > 0 THEN jobs.event_token
+                                 ELSE jobs.event_token || char(10) || excluded.event_token END
 RETURNING id, events
 """
 MAX_GROUP = 512
