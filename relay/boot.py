@@ -6,6 +6,7 @@ entry point wires the same parts the same way.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from flask import Flask
 
 from relay.client import PortalClient
 from relay.config import RelayConfig, SourceConfig, TargetConfig, load_config
+from relay.errors import RelayError, TargetMisconfigured
 from relay.pacer import Pacer
 from relay.pipeline import Pipeline
 from relay.redact import REDACTOR, configure_logging
@@ -21,6 +23,8 @@ from relay.settings import Settings, environment
 from relay.store import Store
 from relay.web import create_app
 from relay.worker import Worker
+
+log = logging.getLogger(__name__)
 
 
 def load(settings: Settings, config_path: Path | None = None) -> tuple[RelayConfig, Store]:
@@ -47,6 +51,16 @@ class Relay:
     def worker(self, name: str | None = None) -> Worker:
         """A worker sharing this relay's clients (and so its pacers)."""
         return Worker(self.config, self.store, self.pipeline, wake=self.wake, name=name)
+
+    def check_target(self) -> None:
+        """At start-up: refuse a target without the mappings' link fields (ConfigError); when the
+        target cannot be reached now, warn — the workers check again before their first write."""
+        try:
+            self.pipeline.check_target()
+        except TargetMisconfigured:
+            raise
+        except RelayError as exc:
+            log.warning("could not check the target portal now (%s); checking before the first write", exc)
 
     def start_workers(self, count: int, stop: threading.Event) -> list[threading.Thread]:
         """Start ``count`` worker threads that run until ``stop`` is set."""

@@ -32,6 +32,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from relay.serve import RelayServer
 
     configure_logging(settings.log_level)
+    if not args.no_worker:
+        from relay.boot import from_settings
+
+        relay = from_settings(settings)
+        relay.check_target()  # a target without the link field: exit 2 before serving anything
+        relay.store.close()
     RelayServer(settings, host=host, port=port, http_threads=args.http_threads,
                 worker_threads=args.threads, run_worker=not args.no_worker).run()
     return 0
@@ -42,6 +48,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from relay.boot import from_settings
 
     relay = from_settings(_settings())
+    relay.check_target()
     if args.once:
         print(f"handled {relay.worker().drain(timeout=args.timeout)} job(s)")
         return 0

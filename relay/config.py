@@ -145,6 +145,8 @@ class NotifyConfig(_Model):
     @field_validator("integrator_user_id", mode="before")
     @classmethod
     def _id_text(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None  # ${RELAY_INTEGRATOR_USER_ID:-} left empty
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 

@@ -67,6 +67,7 @@ def run_demo(*, host: str = "127.0.0.1", port: int = 0, keep_serving: bool = Fal
         })
         config = load_config(EXAMPLE, env)
         relay = build(config, Store(f"sqlite:///{tmp}/demo.db"))
+        relay.check_target()
         server = serve_in_thread(relay.app(), host, port)
         handler = f"http://{host}:{server.server_port}/b24/partner"
         stop = threading.Event()
@@ -102,7 +103,7 @@ def _scenario(source: EmulatedPortal, target: EmulatedPortal, handler: str, toke
     _show("timeline comment on the source deal", source.comments(deal_id)[-1])
     _show("notification to the responsible user", source.notifications()[-1])
     print(f"\nHTTP requests for this deal: source {source.count_requests()} (read; comment + notification), "
-          f"target {target.count_requests()} (create with rows)")
+          f"target {target.count_requests()} (look-up by the link stamp; create with rows)")
     if not keep_serving:
         return 0
     print(f"\nStill serving (Ctrl-C to stop). Try:\n"

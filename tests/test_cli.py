@@ -133,3 +133,15 @@ def test_demo_prints_the_relayed_deal() -> None:
     assert "target deal (ESB)" in out.stdout and '"UF_CRM_SOURCE_DEAL"' in out.stdout
     assert "its product rows" in out.stdout and "Boiler X200" in out.stdout
     assert "timeline comment on the source deal" in out.stdout and "created deal #" in out.stdout
+
+
+def test_serve_and_worker_refuse_a_target_without_the_link_field(tmp_path: Path, portals) -> None:  # type: ignore[no-untyped-def]
+    source, target = portals
+    env = relay_env(tmp_path, source, target)
+    mapping = tmp_path / "mappings/partner.yaml"
+    mapping.write_text(mapping.read_text().replace("link_field: UF_CRM_SOURCE_DEAL", "link_field: UF_CRM_MISSING"))
+    for args in (["worker", "--once"], ["serve", "--port", str(free_port())]):
+        out = subprocess.run([RELAY, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2, out.stdout + out.stderr
+        assert "UF_CRM_MISSING" in out.stderr and "link_field: ORIGIN_ID" in out.stderr
+        assert TARGET_SECRET not in out.stderr
