@@ -23,8 +23,10 @@ deal on each portal, 503s received, duplicates and missing deals; then the ratio
 **The limit** is the best time any relay could reach at that rate.  A ``batch`` carries at most 50
 commands (``settings/how-to-call-rest-api/batch.md``); relaying one deal needs at least 2 commands
 on the source to read it (deal + rows), 2 on the target to write it (deal + rows) and 2 on the
-source to report back (comment + notification).  So the source needs at least
-``R_s = 2·ceil(2N/50)`` requests and the target ``R_t = ceil(2N/50)``.  A bucket that starts empty
+source to report back (comment + notification); a relay that does not trust its own database alone
+also looks each new deal up on the target by its stamp (1 command per 25 stamps, 50 commands a
+request).  So the source needs at least ``R_s = 2·ceil(2N/50)`` requests and the target
+``R_t = ceil(2N/50) + ceil(N/1250)``.  A bucket that starts empty
 admits ``B + r·t`` requests by time ``t``, hence::
 
     T_limit = max over portals p of  max(0, (R_p − B) / r)
@@ -224,7 +226,7 @@ def limit_seconds(n: int, rate: float, burst: int) -> float:
     """T_limit of the module docstring."""
     per_batch = 50 // 2
     source = 2 * math.ceil(n / per_batch)
-    target = math.ceil(n / per_batch)
+    target = math.ceil(n / per_batch) + math.ceil(n / 1250)
     return max(0.0, (source - burst) / rate, (target - burst) / rate)
 
 
@@ -243,7 +245,8 @@ def report(runs: list[Run], args: argparse.Namespace) -> None:
     relay = next(r for r in runs if r.name == "relay")
     t_limit = limit_seconds(args.deals, args.rate, args.burst)
     print(f"\nlimit: T_limit = max_p (R_p - B)/r = {t_limit:.1f} s "
-          f"(R_source = {2 * math.ceil(args.deals / 25)}, R_target = {math.ceil(args.deals / 25)} requests)")
+          f"(R_source = {2 * math.ceil(args.deals / 25)}, "
+          f"R_target = {math.ceil(args.deals / 25) + math.ceil(args.deals / 1250)} requests)")
     if t_limit:
         print(f"relay/limit    = T_limit / T_relay = {t_limit / relay.wall:.2f}   (target >= 0.90)")
     base = next((r for r in runs if r.name == "baseline"), None)
