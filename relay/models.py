@@ -46,7 +46,8 @@ class Link:
 
     ``state`` is ``creating`` from just before a create is sent until its result is recorded: a
     link found in that state means an earlier attempt may have created the deal, so the target is
-    searched by its stamp before anything is created again.
+    searched by its stamp before anything is created again.  ``lost``: the linked target deal was
+    gone at the last write; the next attempt looks for another copy by the stamp (none: dead).
     """
 
     source_id: str
@@ -80,3 +81,4 @@ class Transition:
     notify: list[dict[str, Any]] | dict[str, Any] | None = None  # queue notify job(s) for the same deal
     link: LinkFact | None = None
     forget_creating: bool = False  # drop the deal's "creating" mark
+    link_lost: bool = False  # the linked target deal is gone: look the deal up by its stamp next time

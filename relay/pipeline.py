@@ -76,6 +76,7 @@ class Outcome:
     payload: dict[str, Any] | None = None  # notify jobs: payload with the parts already done
     link: LinkFact | None = None  # what the target now holds for this deal
     forget_creating: bool = False  # the target certainly created nothing: drop the "creating" mark
+    link_lost: bool = False  # the linked target deal is gone: look the deal up by its stamp next time
 
 
 @dataclass
@@ -220,7 +221,7 @@ class Pipeline:
             w.print = fingerprint(w.target)
             w.link = known.get((w.source.id, w.job.deal_id))
             link = w.link
-            if link is None or link.state == "creating" or not link.target_deal_id:
+            if link is None or link.state != "linked" or not link.target_deal_id:
                 w.action = "find"  # the local database is not the only truth: the target may have it
             elif link.fingerprint == w.print:
                 w.result.outcome, w.result.target_deal_id = "unchanged", link.target_deal_id
@@ -268,6 +269,11 @@ class Pipeline:
                 w.adopted = "created" if creating else "updated"
                 log.info("found target deal %s for %s/%s%s", w.target_id, w.source.id, w.job.deal_id,
                          f" and {len(w.extras)} extra copies" if w.extras else "")
+                continue
+            if w.link is not None and w.link.state == "lost":
+                w.fail(NotFound("", f"target deal #{w.link.target_deal_id} no longer exists on the target portal "
+                                    f"and no other copy carries the stamp (run `relay unlink {w.source.id} "
+                                    f"{w.job.deal_id}` to create it again)", method="crm.deal.update"))
                 continue
             settle = self.config.target.settle_seconds
             if creating and w.link is not None and now < w.link.updated_at + settle:
@@ -334,10 +340,12 @@ class Pipeline:
         else:
             try:
                 reply.get(f"u{i}")
-            except NotFound:
-                w.fail(NotFound("", f"target deal #{w.target_id} no longer exists on the target portal "
-                                    f"(run `relay unlink {w.source.id} {w.job.deal_id}` to create it again)",
-                                method="crm.deal.update"))
+            except NotFound:  # deleted, or an extra copy removed by another relay: find the copy kept
+                lost = TransientError(f"target deal #{w.target_id} no longer exists; looking for another "
+                                      "copy by the deal's stamp")
+                lost.retry_after = 0.0
+                w.result.link_lost = True
+                w.fail(lost)
                 return
             except RelayError as exc:
                 w.fail(exc)

@@ -299,3 +299,29 @@ def test_a_failed_robot_call_is_answered_with_the_reason(tmp_path: Path) -> None
         assert sent["RETURN_VALUES"]["status"] == "failed" and "C3:NO_SUCH_STAGE" in sent["RETURN_VALUES"]["message"]
     finally:
         stop(env)
+
+
+def test_a_linked_deal_gone_from_the_target_is_found_again_by_its_stamp_or_reported(relay_env: RelayEnv) -> None:
+    env = relay_env
+    deal_id = env.new_deal()
+    env.event(deal_id)
+    env.settle()
+    [first] = env.target.deals()
+    stamp = f"{env.source.config.member_id}:{deal_id}"
+    # another relay kept its own copy, and this one's was deleted as the extra copy
+    other = env.target.add_deal({"TITLE": "kept elsewhere", "UF_CRM_SOURCE_DEAL": stamp, "CATEGORY_ID": "3"})
+    env.target.delete_deal(int(first["ID"]))
+    env.source.update_deal(deal_id, {"TITLE": "Boiler v2"})
+    env.event(deal_id)
+    env.settle()
+    [deal] = env.target.deals()
+    assert deal["ID"] == str(other) and deal["TITLE"].startswith("Boiler v2")
+    assert env.store.link("partner", str(deal_id)).target_deal_id == str(other)  # type: ignore[union-attr]
+    # the ESB team deleted it: no copy is left, the job dies with the way out
+    env.target.delete_deal(other)
+    env.source.update_deal(deal_id, {"TITLE": "Boiler v3"})
+    env.event(deal_id)
+    env.settle()
+    dead = env.store.jobs(kind="sync", status="dead")
+    assert len(dead) == 1 and "relay unlink partner" in (dead[0].last_error or "")
+    assert env.target.deals() == []

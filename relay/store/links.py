@@ -104,6 +104,10 @@ class LinksMixin(StoreBase):
                                    if t.link is None and t.forget_creating])
         self._upsert_links(conn, {(t.job.source_id, t.job.deal_id): t.link for t in transitions
                                   if t.link is not None}, now)
+        lost = [{"s": t.job.source_id, "d": t.job.deal_id, "now": now} for t in transitions if t.link_lost]
+        if lost:
+            conn.execute(update(links).where(links.c.source_id == bindparam("s"), links.c.deal_id == bindparam("d"))
+                         .values(state="lost", updated_at=bindparam("now")), lost)
 
     @staticmethod
     def _drop_creating(conn: Connection, keys: Sequence[tuple[str, str]]) -> None:
