@@ -120,3 +120,54 @@ def test_concurrent_calls_are_all_stored_and_merged_per_deal(store: Store) -> No
     assert sum(j.events for j in pending) == 800
     assert sum(not a.merged for a in answers) == 20
     assert {a.job_id for a in answers} == {j.id for j in pending}
+
+
+def test_robot_tokens_of_merged_calls_are_all_kept(store: Store) -> None:
+    first = store.enqueue_sync("p", "7", "APP_ROBOT", event_token="t1", now=100)
+    store.enqueue_sync("p", "7", "ONCRMDEALUPDATE", now=101)  # no token: keeps t1
+    store.enqueue_sync("p", "7", "APP_ROBOT", event_token="t2", now=102)
+    store.enqueue_sync("p", "7", "APP_ROBOT", event_token="t2", now=103)  # the same call again: once
+    assert store.job(first.job_id).event_tokens == ["t1", "t2"]  # type: ignore[union-attr]
+    # a running job that is retried while a newer call waits hands its tokens over
+    [running] = store.claim("w", "sync", now=104)
+    waiting = store.enqueue_sync("p", "7", "APP_ROBOT", event_token="t3", now=105)
+    assert store.retry(running, "w", error="503", delay=1, now=106)
+    assert store.job(running.id).status == "merged"  # type: ignore[union-attr]
+    assert store.job(waiting.job_id).event_tokens == ["t3", "t1", "t2"]  # type: ignore[union-attr]
+    # ... and so does one whose worker died
+    [taken] = store.claim("dead-worker", "sync", lease_seconds=10, now=110)
+    later = store.enqueue_sync("p", "7", "APP_ROBOT", event_token="t4", now=111)
+    store.claim("w2", "sync", now=121)
+    assert store.job(taken.id).status == "merged"  # type: ignore[union-attr]
+    assert store.job(later.job_id).event_tokens == ["t4", "t3", "t1", "t2"]  # type: ignore[union-attr]
+
+
+def test_copy_checks_are_due_once_and_move_links(store: Store) -> None:
+    from relay.models import Job, Transition
+
+    store.enqueue_sync("p", "7", "E", now=100)
+    [job] = store.claim("w", "sync", now=100)
+    store.finish("w", [Transition(job, "done", outcome="created", link=("55", "f", None, 30.0))], now=100)
+    assert store.due_checks(10, hold=60, now=120) == []
+    [due] = store.due_checks(10, hold=60, now=131)
+    assert (due.source_id, due.deal_id, due.target_deal_id) == ("p", "7", "55")
+    assert store.due_checks(10, hold=60, now=150) == []  # held for the worker that took it
+    store.checked({("p", "7"): "54"}, now=160)  # an older copy was kept
+    link = store.link("p", "7")
+    assert link is not None and link.target_deal_id == "54" and link.fingerprint is None
+    assert store.due_checks(10, hold=60, now=10_000) == []
+    assert isinstance(job, Job)
+
+
+def test_deals_whose_jobs_gave_up_are_listed_for_the_sweep(store: Store) -> None:
+    from relay.models import Transition
+    from relay.store.queue import GAVE_UP
+
+    for deal in ("7", "8", "9"):
+        store.enqueue_sync("p", deal, "E", now=100)
+    jobs = {j.deal_id: j for j in store.claim("w", "sync", limit=3, now=100)}
+    store.finish("w", [Transition(jobs["7"], "dead", outcome=GAVE_UP, error="x"),
+                       Transition(jobs["8"], "dead", outcome="dead", error="mapping"),
+                       Transition(jobs["9"], "dead", outcome=GAVE_UP, error="x")], now=101)
+    store.enqueue_sync("p", "9", "E", now=102)  # deal 9 has a newer job already
+    assert store.gave_up_deals("p") == ["7"]
