@@ -193,6 +193,8 @@ class Pipeline:
             rows = reply.get(f"r{i}") if w.spec.products.enabled else []
         except NotFound:
             w.result.status, w.result.outcome = "skipped", "source deal not found (deleted?)"
+            w.result.notify = notices.robot_notice(deal_id=w.job.deal_id, event_tokens=w.job.event_tokens,
+                                                   status="skipped", message="Not sent: the deal was not found.")
             return
         except RelayError as exc:
             w.fail(exc)
