@@ -17,6 +17,7 @@ FORBIDDEN = {
     "store": {"web", "pipeline", "worker", "client", "inbound"},
     "pipeline": {"web", "worker", "serve", "cli", "inbound"},
     "client": {"web", "pipeline", "worker", "store", "inbound"},
+    "lookup": {"web", "pipeline", "worker", "store", "inbound"},
 }
 
 
