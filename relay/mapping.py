@@ -9,6 +9,26 @@ mapped — ``bitrix24-protocol.md`` "Consequences" 7.  Deal fields arrive as str
 (``api-reference/crm/deals/crm-deal-productrows-get.md``).  Everything is checked at load time;
 at run time only a value missing from a map, or an unmapped product under ``unmapped: error``,
 raises :class:`~relay.errors.MappingError`.
+
+Two rules keep the target equal to the source without the integrator spelling them out:
+
+* **Cleared values.**  A source field that ``crm.deal.get`` returns empty (``null``, ``""``, ``[]``)
+  is left out of ``crm.deal.add`` (the target keeps its defaults) and *cleared* by ``crm.deal.update``.
+  Batch commands are encoded like PHP's ``http_build_query``, which drops ``null`` and ``[]``, so the
+  update carries :data:`CLEAR` (``fields[X]=``) or, for a multiple field, :data:`CLEAR_MULTIPLE`
+  (``fields[X][0]=``, PHP's ``['']`` — the form encoding of an empty array, written ``X[]=`` by the
+  official b24pysdk, ``utils/encoding.py``; ``api-reference/tasks/deprecated/task-item/task-item-list.md``).
+  An empty string clears a CRM field (``api-reference/crm/universal/crm-item-update.md``, "Remove the
+  value"; ``api-reference/files/how-to-update-files.md``); which form a multiple list field needs in a
+  form-encoded ``crm.deal.update`` is not documented (UNVERIFIED: the emulator accepts both).  A field
+  whose source key is absent altogether is unknown, not empty, and is not written.
+* **Manual amount.**  The CRM computes a deal's amount from its product rows
+  (``api-reference/crm/universal/product-rows/index.md``): with rows and ``IS_MANUAL_OPPORTUNITY``
+  ``N`` a save replaces ``OPPORTUNITY`` by the rows' sum
+  (``tutorials/crm/how-to-edit-crm-objects/how-to-generate-edit-form-for-deal.md``), and so does
+  ``crm.deal.productrows.set`` (observed; the method's page is silent).  So when the mapping writes
+  ``OPPORTUNITY`` and rows are relayed, the source's ``IS_MANUAL_OPPORTUNITY`` goes along
+  (:data:`MANUAL`; ``create_only`` with ``OPPORTUNITY``) unless the mapping fills that field itself.
 """
 
 from __future__ import annotations
@@ -37,6 +57,13 @@ SOURCE_KEYS = ("id", "domain", "member_id")
 #: product row keys copied to the target row when present (``crm-deal-productrows-set.md``)
 ROW_KEYS = ("PRODUCT_NAME", "PRICE", "QUANTITY", "DISCOUNT_TYPE_ID", "DISCOUNT_RATE",
             "DISCOUNT_SUM", "TAX_RATE", "TAX_INCLUDED", "MEASURE_CODE", "MEASURE_NAME", "SORT")
+#: what ``crm.deal.update`` gets for a field emptied on the source: ``fields[X]=`` survives the batch
+#: encoding, where ``null`` and ``[]`` vanish
+CLEAR = ""
+#: the same for a multiple field (the source gave ``[]``): ``fields[X][0]=``, i.e. PHP's ``['']``
+CLEAR_MULTIPLE: tuple[str, ...] = ("",)
+#: carried from the source when the mapping writes ``OPPORTUNITY`` and relays rows (module docstring)
+MANUAL = "IS_MANUAL_OPPORTUNITY"
 _STRICT = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 #: template pieces: ``(False, literal text)`` or ``(True, "FIELD" | "source.x")``
 TemplateParts = tuple[tuple[bool, str], ...]
@@ -240,7 +267,8 @@ class MappingSpec(BaseModel):
 
 @dataclass(frozen=True)
 class TargetDeal:
-    """A translated deal: all fields for ``crm.deal.add``, the rest for updates, product rows."""
+    """A translated deal: non-empty fields for ``crm.deal.add``; for ``crm.deal.update`` all but
+    ``create_only``, emptied ones as clears (:data:`CLEAR`); product rows (None: not relayed)."""
 
     fields: dict[str, Any]
     update_fields: dict[str, Any]
@@ -260,11 +288,27 @@ def in_trigger(deal: Mapping[str, Any], spec: MappingSpec) -> bool:
     return not spec.trigger.stages or str(deal.get("STAGE_ID")) in spec.trigger.stages
 
 
+def carries_manual(spec: MappingSpec) -> bool:
+    """True when the source's ``IS_MANUAL_OPPORTUNITY`` is relayed without being mapped (docstring)."""
+    return "OPPORTUNITY" in spec.fields and MANUAL not in spec.fields and spec.products.enabled
+
+
 def transform(deal: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], spec: MappingSpec,
               source: Mapping[str, str]) -> TargetDeal:
-    """Translate a source deal and its product rows; ``MappingError`` if a value has no mapping."""
-    fields = {name: _field_value(name, fs, deal, spec, source) for name, fs in spec.fields.items()}
-    update = {k: copy.deepcopy(v) for k, v in fields.items() if k not in spec.create_only}
+    """Translate a source deal and its product rows; ``MappingError`` if a value has no mapping.
+
+    ``fields`` (create) hold no empty values; ``update_fields`` clear them (:data:`CLEAR`)."""
+    values = {name: _field_value(name, fs, deal, spec, source) for name, fs in spec.fields.items()}
+    unknown = {name for name, fs in spec.fields.items()
+               if fs.kind == "from" and fs.from_ not in deal and not fs.has_default}
+    create_only = set(spec.create_only)
+    if carries_manual(spec) and MANUAL in deal:
+        values[MANUAL] = "Y" if str(deal[MANUAL]).strip().upper() in ("Y", "1", "TRUE") else "N"
+        if "OPPORTUNITY" in create_only:
+            create_only.add(MANUAL)  # the amount is the target's after creation, so is its mode
+    fields = {k: v for k, v in values.items() if not _is_empty(v)}
+    update = {k: copy.deepcopy(v) if not _is_empty(v) else _clear(v)
+              for k, v in values.items() if k not in create_only and k not in unknown}
     target_rows = None
     if spec.products.enabled:
         target_rows = [_row(i, row, spec.products) for i, row in enumerate(rows or ())]
@@ -300,6 +344,11 @@ def _as_text(value: Any) -> str:
 
 def _is_empty(value: Any) -> bool:
     return value is None or value == "" or value == []
+
+
+def _clear(empty: Any) -> Any:
+    """The update value that empties a field whose source value is ``empty`` (module docstring)."""
+    return list(CLEAR_MULTIPLE) if isinstance(empty, list) else CLEAR
 
 
 def _field_value(name: str, fs: FieldSpec, deal: Mapping[str, Any], spec: MappingSpec,
@@ -377,6 +426,9 @@ def describe(spec: MappingSpec) -> list[str]:
             if missing:
                 stages = ", ".join(missing)
                 warnings.append(f"warning: {name}: trigger stages not in its map: {stages}")
+    if carries_manual(spec):
+        lines.append(f"{MANUAL} <- {MANUAL} (automatic: OPPORTUNITY is written and rows are relayed)"
+                     + (" [create only]" if "OPPORTUNITY" in spec.create_only else ""))
     p = spec.products
     lines.append(f"products: {len(p.ids)} catalog ids mapped, unmapped -> {p.unmapped}"
                  if p.enabled else "products: not relayed")

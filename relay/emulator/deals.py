@@ -3,6 +3,11 @@
 Defaults and writable fields — ``api-reference/crm/deals/crm-deal-add.md``; partial update,
 unknown fields ignored, funnel immutable — ``api-reference/crm/deals/crm-deal-update.md``;
 output typing (strings, ``Y``/``N``, ISO dates, ``null`` links) — ``crm-deal-get.md``.
+
+Empty values: an empty date reads back as ``""`` (b24phpsdk ``AbstractCrmItem`` tests dates only
+against ``''``; ``api-reference/crm/leads/crm-lead-list.md`` shows ``"BIRTHDATE": ""``); a date is
+cleared by writing ``""`` (or ``null`` in a JSON body).  A save of a deal with rows and
+``IS_MANUAL_OPPORTUNITY`` ``N`` recomputes ``OPPORTUNITY`` (:func:`relay.emulator.rows.automatic_amount`).
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ from datetime import timedelta
 from typing import Any
 
 from relay.emulator.core import validation
+from relay.emulator.rows import automatic_amount
 from relay.emulator.schema import SEEDABLE, STANDARD, VISIBLE
 from relay.emulator.state import PortalState
-from relay.emulator.uf import convert_uf
+from relay.emulator.uf import convert_uf, empty_uf, is_blank
 from relay.emulator.values import floatval, intval, iso, parse_datetime, php_str
 
 _YES = {"Y", "y", "1", "true", "TRUE", "True"}
@@ -40,8 +46,8 @@ def _convert(state: PortalState, name: str, kind: str, value: Any) -> Any:
     if kind == "yn":
         return "Y" if value is True or php_str(value) in _YES else "N"
     if kind in ("date", "datetime"):
-        if value in (None, ""):
-            return None
+        if is_blank(value):
+            return ""  # cleared; crm.deal.get gives "" for an empty date
         moment = parse_datetime(value, state.tz)
         if moment is None:
             raise validation(f"Field '{name}' has an invalid date value '{php_str(value)}'")
@@ -128,7 +134,7 @@ def _defaults(state: PortalState, deal_id: int, category: int) -> dict[str, Any]
         "MOVED_TIME": iso(now), "LAST_ACTIVITY_TIME": iso(now), "LAST_ACTIVITY_BY": user,
     })
     for name in state.config.uf_fields:
-        record[name] = [] if name in state.config.uf_multiple else None
+        record[name] = empty_uf(state, name)
     return record
 
 
@@ -166,6 +172,9 @@ def update_deal(state: PortalState, deal_id: int, fields: Any, *, trusted: bool 
         record["DATE_MODIFY"] = now
     if "MODIFY_BY_ID" not in clean:
         record["MODIFY_BY_ID"] = user
+    total = automatic_amount(state, record)  # "after saving" — see the module docstring
+    if total is not None:
+        record["OPPORTUNITY"] = total
     _derive(state, record)
     state.deals[deal_id] = record
     state.changes.append(("ONCRMDEALUPDATE", deal_id))

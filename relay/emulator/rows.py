@@ -99,16 +99,29 @@ def _row_list(raw: Any) -> list[Any]:
     raise validation("Parameter 'rows' must be array of arrays.")
 
 
+def automatic_amount(state: PortalState, deal: Mapping[str, Any]) -> str | None:
+    """The amount a save gives the deal: the sum of its rows unless ``IS_MANUAL_OPPORTUNITY`` is
+    ``Y`` or it has no rows (then None: the amount stays as it is).
+
+    "If a deal has line items and isManualOpportunity = N, after saving, Bitrix24 will recalculate
+    the amount based on the line items" —
+    ``tutorials/crm/how-to-edit-crm-objects/how-to-generate-edit-form-for-deal.md``; product rows are
+    what "the CRM calculates the total amount" from — ``api-reference/crm/universal/product-rows/index.md``.
+    """
+    rows = state.rows.get(intval(deal["ID"]), [])
+    if not rows or deal.get("IS_MANUAL_OPPORTUNITY") == "Y":
+        return None
+    return f"{sum(r['PRICE'] * r['QUANTITY'] for r in rows):.2f}"
+
+
 def set_rows(state: PortalState, deal_id: int, raw: Any) -> None:
     """Replace all rows of a deal; with rows, ``OPPORTUNITY`` becomes their sum unless manual."""
     deal = state.deal(deal_id)
-    new_rows = [normalize_row(state, r, deal_id, i) for i, r in enumerate(_row_list(raw))]
-    state.rows[deal_id] = new_rows
-    if new_rows and deal.get("IS_MANUAL_OPPORTUNITY") != "Y":
-        total = f"{sum(r['PRICE'] * r['QUANTITY'] for r in new_rows):.2f}"
-        if total != deal["OPPORTUNITY"]:
-            deal["OPPORTUNITY"] = total
-            deal["DATE_MODIFY"] = iso(state.now())
+    state.rows[deal_id] = [normalize_row(state, r, deal_id, i) for i, r in enumerate(_row_list(raw))]
+    total = automatic_amount(state, deal)
+    if total is not None and total != deal["OPPORTUNITY"]:
+        deal["OPPORTUNITY"] = total
+        deal["DATE_MODIFY"] = iso(state.now())
 
 
 def get_rows(state: PortalState, deal_id: int) -> list[dict[str, Any]]:

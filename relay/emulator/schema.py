@@ -39,7 +39,7 @@ STANDARD: dict[str, FieldSpec] = {
     "PROBABILITY": _f("integer", "int", "Probability"),
     "CURRENCY_ID": _f("crm_currency", "currency", "Currency"),
     "OPPORTUNITY": _f("double", "money", "Amount"),
-    "IS_MANUAL_OPPORTUNITY": _f("char", "yn", "Manual amount"),
+    "IS_MANUAL_OPPORTUNITY": _f("char", "yn", "IS_MANUAL_OPPORTUNITY"),  # sic: crm-deal-fields.md
     "TAX_VALUE": _f("double", "money", "Tax rate"),
     "LEAD_ID": _f("crm_lead", "link", "Lead"),
     "COMPANY_ID": _f("crm_company", "link", "Company"),

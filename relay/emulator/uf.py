@@ -3,6 +3,15 @@
 Types — ``api-reference/crm/deals/user-defined-fields/crm-deal-userfield-add.md``; enumeration
 values are item ids, multiple fields are arrays — ``api-reference/crm/deals/crm-deal-fields.md``,
 ``api-reference/crm/_include/user-fields-for-examples-cut.md``.
+
+Empty values: a multiple field reads back as ``[]``, a date field as ``""`` (like standard dates),
+any other single field as ``null`` (``api-reference/crm/leads/crm-lead-list.md`` shows ``null``
+custom fields; what a real portal returns for an empty *multiple* field is UNVERIFIED).  Clearing
+in a form-encoded call (``batch`` commands cannot carry ``[]``): a multiple field takes ``X=``
+(``""``) as well as ``X[]=`` / ``X[0]=`` (``['']``), a single field ``X=``; a JSON ``null`` or
+``[]`` clears too.  Which of these a real portal honours for a multiple list field is not
+documented (``tutorials/crm/how-to-edit-crm-objects/how-to-generate-edit-form-for-deal.md`` only
+says an empty array does *not* clear one through ``crm.item.update``), so every form is accepted.
 """
 
 from __future__ import annotations
@@ -14,6 +23,20 @@ from relay.emulator.state import PortalState
 from relay.emulator.values import floatval, intval, iso, parse_datetime, php_str
 
 _YES = {"Y", "y", "1", "true", "TRUE", "True"}
+
+
+def is_blank(value: Any) -> bool:
+    """``null``, ``""``, ``[]`` or a list of only those: what a client sends to clear a field."""
+    if isinstance(value, list):
+        return all(is_blank(v) for v in value)
+    return value is None or value == ""
+
+
+def empty_uf(state: PortalState, name: str) -> Any:
+    """What ``crm.deal.get`` returns for an empty custom field (module docstring)."""
+    if name in state.config.uf_multiple:
+        return []
+    return "" if state.config.uf_fields[name] in ("date", "datetime") else None
 
 
 def _one(state: PortalState, name: str, uf_type: str, value: Any) -> Any:
@@ -53,4 +76,5 @@ def convert_uf(state: PortalState, name: str, value: Any) -> Any:
         return [v for v in converted if v is not None]
     if isinstance(value, list) and uf_type != "file":
         value = value[0] if value else None
-    return _one(state, name, uf_type, value)
+    one = _one(state, name, uf_type, value)
+    return empty_uf(state, name) if one is None else one
