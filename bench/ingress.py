@@ -152,6 +152,10 @@ class _NoStore:
     def ping(self) -> None:
         """Always healthy."""
 
+    def check_writable(self) -> str | None:
+        """Always writable (``/healthz`` answers 200)."""
+        return None
+
     def counts(self) -> dict[str, dict[str, int]]:
         """No jobs."""
         return {}

@@ -98,6 +98,10 @@ class IngressConfig(_Model):
     """The handler URL ``POST /b24/<source_id>``."""
 
     max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
+    #: more fields (form fields, multipart parts, JSON values) get 400; PHP's max_input_vars is 1000
+    max_fields: Annotated[int, Field(ge=50, le=100_000)] = 1000
+    #: deeper bracket keys stay flat, deeper JSON gets 400; PHP's max_input_nesting_level is 64
+    max_depth: Annotated[int, Field(ge=4, le=64)] = 16
 
 
 class WorkerConfig(_Model):

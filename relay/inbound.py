@@ -14,23 +14,33 @@ Three shapes arrive at the one handler URL:
 
 Any of them may come as JSON (a developer replaying with curl), nested or with bracket keys.
 Nothing from the body decides where API calls go: only configured portal URLs are used.
+
+Bodies come from strangers before they are authenticated, so decoding is linear and bounded
+(:class:`BodyLimits`, ``ingress.*``), cheap checks come first (:func:`check_key` needs only the
+URL; fields are counted in the raw bytes), and every malformed body is a :class:`BadRequest`
+with a message that names the problem — never another exception.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from relay.errors import BadRequest, Forbidden
-from relay.phpquery import nest_mapping, parse_query
+from relay.phpquery import nest_mapping, nest_pairs, parse_query
 
 DEAL_EVENTS = frozenset({"ONCRMDEALADD", "ONCRMDEALUPDATE"})
 _DEAL_ID = re.compile(r"^[1-9][0-9]{0,18}$")
 _DOC_ID = re.compile(r"^DEAL_([1-9][0-9]{0,18})$")
+_FORM_TYPES = frozenset({"", "application/x-www-form-urlencoded", "text/plain"})
+_JSON_WS = b" \t\r\n"
+_MAX_NUMBER_CHARS = 100  # a JSON number longer than this is refused (Python refuses ints over 4300 digits)
+_PLAIN = re.compile(r"[A-Za-z0-9_.:+-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -54,24 +64,133 @@ class InboundCall:
     note: str = ""
 
 
-def decode_body(body: bytes, content_type: str) -> dict[str, Any]:
-    """Decode a form or JSON body into nested dicts/lists; raise BadRequest when impossible."""
-    ctype = (content_type or "").split(";")[0].strip().lower()
-    text = body.decode("utf-8", errors="strict") if body else ""
-    stripped = text.lstrip()
-    if ctype == "application/json" or stripped.startswith("{"):  # curl -d '{...}' says form
+@dataclass(frozen=True)
+class BodyLimits:
+    """How much one body may hold: ``ingress.max_fields`` and ``ingress.max_depth``.
+
+    PHP's ``max_input_vars`` (1000) and ``max_input_nesting_level`` (64); real Bitrix24 events and
+    robot calls have fewer than 100 fields nested at most 3 deep.
+    """
+
+    max_fields: int = 1000
+    max_depth: int = 16
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """A stranger's string fit for a log line or an answer: as is when plain, else quoted, escaped, cut."""
+    if len(text) <= limit and _PLAIN.fullmatch(text):
+        return text
+    return repr(text[:limit]) + ("..." if len(text) > limit else "")
+
+
+def _too_many_fields(limits: BodyLimits) -> BadRequest:
+    return BadRequest(f"too many fields: more than {limits.max_fields} (ingress.max_fields)")
+
+
+def _utf8(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"body is not UTF-8 (invalid byte at offset {exc.start})") from None
+
+
+def _json_int(text: str) -> int:
+    if len(text) > _MAX_NUMBER_CHARS:
+        raise BadRequest(f"JSON number with {len(text)} characters: at most {_MAX_NUMBER_CHARS} are accepted")
+    return int(text)
+
+
+def _json_float(text: str) -> float:
+    if len(text) > _MAX_NUMBER_CHARS:
+        raise BadRequest(f"JSON number with {len(text)} characters: at most {_MAX_NUMBER_CHARS} are accepted")
+    value = float(text)
+    if not math.isfinite(value):
+        raise BadRequest(f"JSON number {_shown(text)} is out of range")
+    return value
+
+
+def _json_constant(name: str) -> Any:
+    raise BadRequest(f"{name} is not valid JSON")
+
+
+def _check_text(text: str) -> None:
+    """A JSON string may escape a lone surrogate (``"\\ud800"``), which no database or hash can encode."""
+    if not text.isascii():
         try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise BadRequest(f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-        if not isinstance(data, dict):
-            raise BadRequest("JSON body must be an object")
-        return nest_mapping(data)
-    if ctype in ("", "application/x-www-form-urlencoded", "text/plain"):
-        if not text.strip():
-            raise BadRequest("empty body: expected a Bitrix24 event or robot call")
-        return parse_query(text.strip())
-    raise BadRequest(f"unsupported Content-Type {ctype!r}: send application/x-www-form-urlencoded or application/json")
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise BadRequest(f"JSON string with a lone surrogate at character {exc.start}: not Unicode") from None
+
+
+def _check_shape(data: dict[str, Any], limits: BodyLimits) -> None:
+    """Refuse a decoded JSON object nesting deeper than ``max_depth``, holding too many values or
+    a string that is not valid Unicode.
+
+    Iterative (no recursion), so it is safe on any input json.loads returned.  Depth counts like
+    bracket keys: ``{"data": {"FIELDS": {"ID": 1}}}`` is ``data[FIELDS][ID]``, depth 2.
+    """
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    count = 0
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            _check_text(value)
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is None:
+            continue
+        if depth > limits.max_depth:
+            raise BadRequest(f"JSON nests deeper than {limits.max_depth} levels (ingress.max_depth)")
+        count += len(children)
+        if count > limits.max_fields:
+            raise BadRequest(f"too many JSON values: more than {limits.max_fields} (ingress.max_fields)")
+        if isinstance(value, dict):
+            for key in value:
+                _check_text(key)
+        stack.extend((child, depth + 1) for child in children)
+
+
+def _json_object(text: str, limits: BodyLimits) -> dict[str, Any]:
+    try:
+        data = json.loads(text, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant)
+    except RecursionError:
+        raise BadRequest(f"JSON nests deeper than {limits.max_depth} levels (ingress.max_depth)") from None
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError:  # anything else json.loads may raise on a malformed document
+        raise BadRequest("body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("JSON body must be an object")
+    _check_shape(data, limits)
+    return data
+
+
+def decode_body(body: bytes, content_type: str, limits: BodyLimits = BodyLimits()) -> dict[str, Any]:
+    """Decode a form or JSON body into nested dicts/lists; raise BadRequest when impossible.
+
+    Linear in the body's size; refuses more than ``limits.max_fields`` fields (counted in the raw
+    bytes before parsing) and JSON nesting deeper than ``limits.max_depth``.
+    """
+    ctype = (content_type or "").split(";")[0].strip().lower()
+    if ctype != "application/json" and ctype not in _FORM_TYPES:
+        raise BadRequest(f"unsupported Content-Type {_shown(ctype, 60)}: "
+                         "send application/x-www-form-urlencoded or application/json")
+    if not body.strip():
+        raise BadRequest("empty body: expected a Bitrix24 event or robot call")
+    if ctype == "application/json" or body.lstrip(_JSON_WS)[:1] == b"{":  # curl -d '{...}' says form
+        return nest_mapping(_json_object(_utf8(body), limits), limits.max_depth)
+    if body.count(b"&") >= limits.max_fields:
+        raise _too_many_fields(limits)
+    return parse_query(_utf8(body).strip(), limits.max_depth)
+
+
+def decode_pairs(pairs: Iterable[tuple[str, Any]], limits: BodyLimits = BodyLimits()) -> dict[str, Any]:
+    """Nest already-split fields (a multipart form) under the same limits as :func:`decode_body`."""
+    fields = list(pairs)
+    if len(fields) > limits.max_fields:
+        raise _too_many_fields(limits)
+    if not fields:
+        raise BadRequest("empty body: expected a Bitrix24 event or robot call")
+    return nest_pairs(fields, limits.max_depth)
 
 
 def _text(value: Any) -> str | None:
@@ -81,7 +200,7 @@ def _text(value: Any) -> str | None:
 
 
 def _same(given: str | None, expected: str) -> bool:
-    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+    return given is not None and hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode())
 
 
 def _check_pinning(auth: Mapping[str, Any], source: SourceAuth, required: bool) -> None:
@@ -92,7 +211,26 @@ def _check_pinning(auth: Mapping[str, Any], source: SourceAuth, required: bool) 
         raise Forbidden("auth[domain] does not match this source's domain")
 
 
+def check_key(key: str | None, source: SourceAuth) -> None:
+    """Refuse what the URL alone shows to be unauthenticated, before the body is read.
+
+    A ``?key=`` that is given must be the source's ``robot_key`` (when it has one), even if the
+    body also carries a valid application token; without ``?key=``, a source that has no
+    ``application_token`` accepts nothing.
+    """
+    if key is not None and source.robot_key:
+        if not _same(key, source.robot_key):
+            raise Forbidden("wrong key")
+    elif source.application_token is None:
+        if key is not None:
+            raise Forbidden("wrong key")
+        if source.robot_key:
+            raise Forbidden("no credentials: this source accepts only calls with ?key=")
+        raise Forbidden("this source has neither an application_token nor a robot_key: it accepts no calls")
+
+
 def _authenticate(payload: Mapping[str, Any], key: str | None, source: SourceAuth) -> None:
+    check_key(key, source)
     auth = payload.get("auth")
     auth = auth if isinstance(auth, Mapping) else {}
     token = _text(auth.get("application_token"))
@@ -110,16 +248,21 @@ def _authenticate(payload: Mapping[str, Any], key: str | None, source: SourceAut
 
 
 def _event(payload: Mapping[str, Any]) -> InboundCall:
-    name = str(payload.get("event", "")).strip().upper()
+    event = payload.get("event")
+    if not isinstance(event, str):
+        raise BadRequest(f"event must be a string, got {type(event).__name__}")
+    name = event.strip().upper()
     if not name:
         raise BadRequest("event is empty")
     if name not in DEAL_EVENTS:
-        return InboundCall(kind="ignored", trigger=name, note=f"event {name} is not relayed")
+        return InboundCall(kind="ignored", trigger=_shown(name, 64), note=f"event {_shown(name, 64)} is not relayed")
     data = payload.get("data")
     fields = data.get("FIELDS") if isinstance(data, Mapping) else None
-    deal_id = _text(fields.get("ID")) if isinstance(fields, Mapping) else None
-    if deal_id is None:
+    if not isinstance(fields, Mapping) or "ID" not in fields:
         raise BadRequest("data[FIELDS][ID] is missing")
+    deal_id = _text(fields["ID"])
+    if deal_id is None:
+        raise BadRequest(f"data[FIELDS][ID] must be a positive integer, got {type(fields['ID']).__name__}")
     if not _DEAL_ID.match(deal_id.strip()):
         raise BadRequest(f"data[FIELDS][ID] must be a positive integer, got {deal_id[:40]!r}")
     return InboundCall(kind="deal", trigger=name, deal_id=deal_id.strip())
@@ -131,7 +274,7 @@ def _robot(payload: Mapping[str, Any]) -> InboundCall:
     if not isinstance(doc, list) or len(doc) != 3 or not all(isinstance(p, str) for p in doc):
         raise BadRequest("document_id must have three parts: document_id[0..2], e.g. crm, CCrmDocumentDeal, DEAL_123")
     if doc[1] != "CCrmDocumentDeal":
-        return InboundCall(kind="ignored", trigger=trigger, note=f"document type {doc[1][:40]} is not relayed")
+        return InboundCall(kind="ignored", trigger=trigger, note=f"document type {_shown(doc[1])} is not relayed")
     match = _DOC_ID.match(doc[2].strip())
     if not match:
         raise BadRequest(f"document_id[2] must look like DEAL_123, got {doc[2][:40]!r}")

@@ -18,66 +18,128 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote_plus
 
-_KEY = re.compile(r"^([^\[\]]*)((?:\[[^\[\]]*\])*)(.*)$")
+_KEY = re.compile(r"([^\[\]]*)((?:\[[^\[\]]*\])*)(.*)", re.DOTALL)
 _PART = re.compile(r"\[([^\[\]]*)\]")
+_PHP_INT_MAX = 2**63 - 1
 
 #: a decoded body nests at most this deep; deeper keys are kept flat (PHP's max_input_nesting_level)
 MAX_DEPTH = 16
 
 
-def split_key(key: str) -> list[str]:
-    """``'data[FIELDS][ID]'`` -> ``['data', 'FIELDS', 'ID']``; ``'a[]'`` -> ``['a', '']``."""
-    m = _KEY.match(key)
-    if not m or not m.group(1) or m.group(3) or len(_PART.findall(m.group(2))) > MAX_DEPTH:
+def _int_key(key: str) -> int | None:
+    """The integer PHP makes of an array key (``"7"``), or None when it stays a string (``"07"``, ``"²"``)."""
+    if key.isdigit() and key.isascii() and len(key) <= 19 and (key[0] != "0" or key == "0"):
+        number = int(key)
+        if number <= _PHP_INT_MAX:
+            return number
+    return None
+
+
+def split_key(key: str, max_depth: int = MAX_DEPTH) -> list[str]:
+    """``'data[FIELDS][ID]'`` -> ``['data', 'FIELDS', 'ID']``; ``'a[]'`` -> ``['a', '']``.
+
+    Keys that are not ``name[part]...`` (``[x]``, ``a[b][``, ``]]``) or that nest deeper than
+    ``max_depth`` stay one flat key.  Linear in the key's length.
+    """
+    if "[" not in key:
         return [key]
-    return [m.group(1), *_PART.findall(m.group(2))]
+    m = _KEY.fullmatch(key)
+    if not m or not m.group(1) or m.group(3):
+        return [key]
+    parts = _PART.findall(m.group(2))
+    return [key] if len(parts) > max_depth else [m.group(1), *parts]
 
 
-def _insert(node: dict[str, Any], parts: list[str], value: Any) -> None:
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if part == "":  # "a[]": append with the next free integer key, like PHP
-            part = str(sum(1 for k in node if k.isdigit()))
-        if last:
-            node[part] = value
-            return
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
+class _Node(dict[str, Any]):
+    """An array being built; remembers PHP's next free integer key so that ``a[]`` is O(1)."""
+
+    __slots__ = ("next_index",)
+
+    def __init__(self, items: Iterable[tuple[str, Any]] = ()) -> None:
+        super().__init__(items)
+        ints = (_int_key(k) for k in self)
+        self.next_index = max((n + 1 for n in ints if n is not None), default=0)
+
+    def key_for(self, part: str) -> str:
+        """``""`` (from ``a[]``) becomes the next free integer key: the largest one so far + 1."""
+        return str(self.next_index) if part == "" else part
+
+    def put(self, key: str, value: Any) -> None:
+        number = _int_key(key)
+        if number is not None and number >= self.next_index:
+            self.next_index = number + 1
+        self[key] = value
+
+
+def _as_node(value: Any) -> _Node:
+    """An already-decoded value (a JSON object or list) reached by a bracket key, as a node."""
+    if isinstance(value, _Node):
+        return value
+    if isinstance(value, dict):
+        return _Node((str(k), v) for k, v in value.items())
+    if isinstance(value, list):
+        return _Node((str(i), v) for i, v in enumerate(value))
+    return _Node()  # a scalar is replaced, like PHP does for ``a=1&a[b]=2``
+
+
+def _insert(root: _Node, parts: list[str], value: Any) -> None:
+    node = root
+    for part in parts[:-1]:
+        key = node.key_for(part)
+        child = node.get(key)
+        if not isinstance(child, _Node):
+            child = _as_node(child)
+            node.put(key, child)
         node = child
+    node.put(node.key_for(parts[-1]), value)
+
+
+def _as_list(obj: dict[str, Any]) -> dict[str, Any] | list[Any]:
+    """An object whose keys are exactly ``0..n-1`` (any order) becomes a list; linear."""
+    items: list[Any] = [None] * len(obj)
+    for key, value in obj.items():
+        index = _int_key(key)
+        if index is None or index >= len(items):
+            return obj
+        items[index] = value  # distinct keys below n: each index is set once
+    return items if items else obj
 
 
 def _listify(value: Any) -> Any:
+    """Plain dicts and lists all the way down; recursive, so callers bound the depth."""
     if isinstance(value, dict):
-        value = {k: _listify(v) for k, v in value.items()}
-        if value and all(k.isdigit() for k in value):
-            keys = sorted(value, key=int)
-            if [int(k) for k in keys] == list(range(len(keys))):
-                return [value[k] for k in keys]
-        return value
+        return _as_list({k: _listify(v) for k, v in value.items()})
     if isinstance(value, list):
         return [_listify(v) for v in value]
     return value
 
 
-def nest_pairs(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
-    """Build a nested structure from ``(bracket_key, value)`` pairs; later keys win, like PHP."""
-    root: dict[str, Any] = {}
+def nest_pairs(pairs: Iterable[tuple[str, Any]], max_depth: int = MAX_DEPTH) -> dict[str, Any]:
+    """Build a nested structure from ``(bracket_key, value)`` pairs; later keys win, like PHP.
+
+    Linear in the number and length of the keys (plus one pass over each decoded value reached).
+    """
+    root = _Node()
     for key, value in pairs:
-        _insert(root, split_key(key), value)
+        _insert(root, split_key(key, max_depth), value)
     out = _listify(root)
     return out if isinstance(out, dict) else {}
 
 
-def nest_mapping(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """Nest bracket keys found at the top of an already-decoded object (e.g. a JSON body)."""
-    return nest_pairs(flat.items())
+def nest_mapping(flat: Mapping[str, Any], max_depth: int = MAX_DEPTH) -> dict[str, Any]:
+    """Nest bracket keys found at the top of an already-decoded object (e.g. a JSON body).
+
+    The values are walked recursively: the caller bounds their depth (``inbound.decode_body`` does).
+    """
+    return nest_pairs(flat.items(), max_depth)
 
 
-def parse_query(query: str) -> dict[str, Any]:
-    """Decode a PHP-style query string (``a[b]=1&c[]=x``) into nested dicts and lists."""
-    return nest_pairs(parse_qsl(query, keep_blank_values=True))
+def parse_query(query: str, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
+    """Decode a PHP-style query string (``a[b]=1&c[]=x``) into nested dicts and lists; linear.
+
+    It does not limit the number of fields: a caller facing strangers counts ``&`` first.
+    """
+    return nest_pairs(parse_qsl(query, keep_blank_values=True), max_depth)
 
 
 @dataclass(frozen=True)

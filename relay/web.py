@@ -21,8 +21,7 @@ from relay import __version__
 from relay.admin import blueprint
 from relay.config import RelayConfig
 from relay.errors import BadRequest, IngressError, PayloadTooLarge, UnknownSource
-from relay.inbound import SourceAuth, decode_body, interpret
-from relay.phpquery import nest_pairs
+from relay.inbound import BodyLimits, SourceAuth, check_key, decode_body, decode_pairs, interpret
 from relay.redact import REDACTOR, redact_url
 from relay.store import Store
 
@@ -41,10 +40,36 @@ def _auth(config: RelayConfig, source_id: str) -> SourceAuth:
     )
 
 
-def _payload() -> dict[str, Any]:
-    if (request.mimetype or "") == "multipart/form-data":
-        return nest_pairs(request.form.items(multi=True))
-    return decode_body(request.get_data(cache=False), request.content_type or "")
+def _payload(limits: BodyLimits, max_body_bytes: int) -> dict[str, Any]:
+    """Read and decode the body (RequestEntityTooLarge when it is over ``max_body_bytes``)."""
+    if (request.mimetype or "") == "multipart/form-data":  # curl -F; Bitrix24 never sends it
+        request.max_form_parts = limits.max_fields
+        request.max_form_memory_size = max_body_bytes
+        try:
+            fields = list(request.form.items(multi=True))
+        except RequestEntityTooLarge:
+            if (request.content_length or 0) > max_body_bytes:
+                raise
+            raise BadRequest(f"too many fields: more than {limits.max_fields} (ingress.max_fields)") from None
+        return decode_pairs(fields, limits)
+    return decode_body(request.get_data(cache=False), request.content_type or "", limits)
+
+
+def _drain(max_body_bytes: int) -> None:
+    """Read and drop what is left of a refused body (one refused before reading: 404, 403).
+
+    Deciding needs no body, but leaving it unread costs more than reading it: gunicorn then closes
+    the connection gracefully, lingering up to 2 s on its event loop while every other connection
+    of the worker waits.  Bodies over ``max_body_bytes`` (413) are not read.
+    """
+    length = request.content_length
+    if length is None or length > max_body_bytes:
+        return
+    try:
+        while request.stream.read(64 * 1024):
+            pass
+    except (OSError, ValueError, HTTPException):  # the client went away or sent less: nothing to keep
+        pass
 
 
 def create_app(config: RelayConfig, store: Store, *, on_enqueue: Callable[[], None] | None = None,
@@ -63,6 +88,7 @@ def create_app(config: RelayConfig, store: Store, *, on_enqueue: Callable[[], No
     @app.errorhandler(IngressError)
     def _ingress_error(exc: IngressError) -> tuple[Response, int]:
         log.warning("%s %s -> %d: %s", request.method, redact_url(request.path), exc.status, exc.message)
+        _drain(config.file.ingress.max_body_bytes)
         return error(exc.status, exc.message)
 
     @app.errorhandler(RequestEntityTooLarge)
@@ -77,12 +103,15 @@ def create_app(config: RelayConfig, store: Store, *, on_enqueue: Callable[[], No
     @app.post("/b24/<source_id>")
     def handler(source_id: str) -> tuple[Response, int]:
         started = time.perf_counter()
-        auth = _auth(config, source_id)  # before the body: an unknown source is 404 whatever it sent
-        try:  # a body over MAX_CONTENT_LENGTH raises RequestEntityTooLarge here -> 413 (_too_large)
-            payload = _payload()
-        except UnicodeDecodeError:
-            raise BadRequest("body is not UTF-8") from None
-        call = interpret(payload, request.args.get("key"), auth)
+        # cheap checks first, before the body is read: an unknown source is 404, a wrong ?key= 403
+        auth = _auth(config, source_id)
+        key = request.args.get("key")
+        check_key(key, auth)
+        ingress = config.file.ingress
+        # a body over MAX_CONTENT_LENGTH raises RequestEntityTooLarge here -> 413 (_too_large); then the
+        # fields are counted before parsing (400), and parsing is linear and bounded (ingress.*)
+        payload = _payload(BodyLimits(ingress.max_fields, ingress.max_depth), ingress.max_body_bytes)
+        call = interpret(payload, key, auth)
         if call.kind == "ignored" or call.deal_id is None:
             log.info("source %s: %s ignored: %s", source_id, call.trigger, call.note)
             return jsonify({"ok": True, "ignored": call.note}), 200
@@ -95,10 +124,14 @@ def create_app(config: RelayConfig, store: Store, *, on_enqueue: Callable[[], No
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:
+        # 200 only when the store can write and commit durably (relay/store/health.py: a real committed
+        # write, answered within 3 s, a success reused for 1 s); 503 with a short reason otherwise
         try:
-            store.ping()
+            reason = store.check_writable()
         except Exception as exc:  # report, never crash the probe
-            return jsonify({"status": "error", "database": REDACTOR(type(exc).__name__)}), 503
+            reason = f"check failed: {type(exc).__name__}"
+        if reason is not None:
+            return jsonify({"status": "error", "database": REDACTOR(reason)}), 503
         return jsonify({"status": "ok", "version": __version__}), 200
 
     @app.get("/status")

@@ -8,17 +8,19 @@ row locks and ``FOR UPDATE SKIP LOCKED``.  The schema is managed by Alembic (``r
     schema   tables and row converters        base    engines, write transactions, migrations
     queue    jobs: enqueue/claim/finish/replay links   source deal -> target deal
     sweeps   recovery sweep bookkeeping       sqlite  write lock and group commit for SQLite
+    health   /healthz: a committed write, bounded in time
 """
 
 from __future__ import annotations
 
+from relay.store.health import HealthMixin
 from relay.store.queue import QueueMixin
 from relay.store.schema import jobs, links, metadata, sweeps
 from relay.store.sweeps import SweepsMixin
 
 
-class Store(QueueMixin, SweepsMixin):
-    """Jobs, links and sweeps in one database; every method is one short transaction."""
+class Store(QueueMixin, SweepsMixin, HealthMixin):
+    """Jobs, links, sweeps and the health row in one database; every method is one short transaction."""
 
 
 __all__ = ["Store", "jobs", "links", "metadata", "sweeps"]

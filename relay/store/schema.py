@@ -74,6 +74,17 @@ sweeps = Table(
     Column("last_result", Text),
 )
 
+#: one row (id 1) that every /healthz check rewrites with the time, to prove a write commits
+health = Table(
+    "health",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("checked_at", Float, nullable=False),
+)
+#: the health write, the same on SQLite and PostgreSQL (named parameter ``checked_at``)
+HEALTH_WRITE = ("INSERT INTO health (id, checked_at) VALUES (1, :checked_at) "
+                "ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at")
+
 
 def _job(row: RowMapping) -> Job:
     return Job(

@@ -9,7 +9,8 @@ Part of the database seam (part of :mod:`relay.store`).  Two problems it solves:
 * Each stored call cost a transaction and an fsync.  :class:`GroupCommitter` collects the calls that
   arrive while the previous commit runs and stores them all in one ``BEGIN IMMEDIATE … COMMIT``
   (one upsert each, on the raw connection); every caller gets its answer only after that commit, so
-  a 200 still means the call is on disk (``synchronous=FULL``).
+  a 200 still means the call is on disk (``synchronous=FULL``).  The ``/healthz`` write rides in the
+  same groups (:meth:`GroupCommitter.write_health`), so it fails exactly when handler calls would.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relay.models import Enqueued
+from relay.store.schema import HEALTH_WRITE
 
 UPSERT = """
 INSERT INTO jobs (kind, source_id, deal_id, status, attempts, events, "trigger", event_token, payload,
@@ -70,9 +72,11 @@ class WriteLock:
 
 @dataclass
 class _Call:
-    args: tuple[Any, ...]
+    sql: str
+    args: tuple[Any, ...] | dict[str, Any]
     done: threading.Event = field(default_factory=threading.Event)
-    result: Enqueued | None = None
+    isolated: bool = False  # in a savepoint: its own failure does not undo the group's other calls
+    row: tuple[Any, ...] | None = None
     error: BaseException | None = None
 
 
@@ -97,22 +101,34 @@ class GroupCommitter:
     def enqueue(self, items: list[tuple[str, str, str, str | None]], now: float,
                 timeout: float = 60.0) -> list[Enqueued]:
         """Store calls ``(source_id, deal_id, trigger, event_token)``; returns once all are committed."""
+        calls = self._submit([_Call(UPSERT, (s, d, t, tok or None, now, now, now)) for s, d, t, tok in items])
+        out = []
+        for call in self._wait(calls, timeout):
+            assert call.row is not None
+            out.append(Enqueued(job_id=int(call.row[0]), merged=int(call.row[1]) > 1))
+        return out
+
+    def write_health(self, now: float, timeout: float = 60.0) -> None:
+        """Rewrite the health row in the next group; returns once committed (raises what the commit raised)."""
+        self._wait(self._submit([_Call(HEALTH_WRITE, {"checked_at": now}, isolated=True)]), timeout)
+
+    def _submit(self, calls: list[_Call]) -> list[_Call]:
         self._ensure_thread()
-        calls = [_Call((s, d, t, tok or None, now, now, now)) for s, d, t, tok in items]
         for call in calls:
             self._queue.put(call)
-        out = []
+        return calls
+
+    @staticmethod
+    def _wait(calls: list[_Call], timeout: float) -> list[_Call]:
         for call in calls:
             if not call.done.wait(timeout):
                 raise TimeoutError("the database did not commit the call in time")
             if call.error is not None:
                 raise call.error
-            assert call.result is not None
-            out.append(call.result)
-        return out
+        return calls
 
     def _run(self) -> None:
-        conn = self._connect()
+        conn = None
         while True:
             group = [self._queue.get()]
             while len(group) < MAX_GROUP:
@@ -120,6 +136,12 @@ class GroupCommitter:
                     group.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
+            if conn is None:
+                try:  # the database may be gone: fail this group, try again with the next one
+                    conn = self._connect()
+                except Exception as exc:
+                    self._finish(group, exc)
+                    continue
             self._commit(conn, group)
 
     def _commit(self, conn: Any, group: list[_Call]) -> None:
@@ -129,14 +151,36 @@ class GroupCommitter:
                 cur.execute("BEGIN IMMEDIATE")
                 try:
                     for call in group:
-                        job_id, events = cur.execute(UPSERT, call.args).fetchone()
-                        call.result = Enqueued(job_id=int(job_id), merged=int(events) > 1)
+                        if call.isolated:
+                            self._isolated(cur, call)
+                        else:
+                            call.row = cur.execute(call.sql, call.args).fetchone()
                     cur.execute("COMMIT")
                 except BaseException:
-                    cur.execute("ROLLBACK")
+                    if conn.in_transaction:  # a failed COMMIT (disk full, I/O error) has rolled back already
+                        try:
+                            cur.execute("ROLLBACK")
+                        except Exception:  # the first error is the one to report
+                            pass
                     raise
         except Exception as exc:  # every caller of the group learns it: nothing was stored
-            for call in group:
-                call.result, call.error = None, exc
+            self._finish(group, exc)
+            return
+        self._finish(group, None)
+
+    @staticmethod
+    def _isolated(cur: Any, call: _Call) -> None:
+        cur.execute("SAVEPOINT isolated")
+        try:
+            call.row = cur.execute(call.sql, call.args).fetchone()
+        except Exception as exc:  # this call fails alone (a failing COMMIT still fails them all)
+            cur.execute("ROLLBACK TO isolated")
+            call.error = exc
+        cur.execute("RELEASE isolated")
+
+    @staticmethod
+    def _finish(group: list[_Call], error: BaseException | None) -> None:
         for call in group:
+            if error is not None:
+                call.row, call.error = None, error
             call.done.set()
