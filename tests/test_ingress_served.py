@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -143,6 +144,28 @@ def test_eight_hostile_bodies_do_not_hold_up_a_valid_event(served: Served) -> No
     assert sum(answers.values()) >= 8 and set(answers) <= {400, 403, 404}, answers
     print(f"valid events answered in {', '.join(f'{x * 1000:.0f}' for x in latencies)} ms "
           f"while {sum(answers.values())} hostile bodies were refused: {dict(answers)}")
+
+
+def test_clients_that_never_close_do_not_stall_other_calls(served: Served) -> None:
+    """Connections that ask for ``Connection: close`` and then never close their side must not hold
+    up the server's event loop (gunicorn 26/27 linger up to 2 s per such close on the loop itself,
+    hence gunicorn<26 in setup.cfg)."""
+    env = served.env
+    idle = []
+    try:
+        for _ in range(3):
+            sock = socket.create_connection(("127.0.0.1", int(served.url.rsplit(":", 1)[1])))
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            idle.append(sock)  # never read, never closed while the valid calls go
+        time.sleep(0.2)
+        with requests.Session() as session:
+            for deal_id in range(92001, 92004):
+                reply = session.post(served.url + "/b24/partner", data=event_body(env, deal_id),
+                                     headers={"Content-Type": FORM}, timeout=1.0)
+                assert_stored(env, reply, deal_id)
+    finally:
+        for sock in idle:
+            sock.close()
 
 
 # --- the fuzzer ----------------------------------------------------------------------------------
