@@ -7,7 +7,8 @@ The exception class decides:
   and jitter for ``worker.retry_for`` (days by default, as webhook gateways do): an outage of the
   target uses up no attempts, and the deals arrive once it ends.  A job that still fails after that
   time dies as ``gave up``, and the recovery sweep queues its deal again;
-* an unexpected exception (a bug; logged with its traceback) is retried ``worker.max_attempts`` times;
+* an unexpected exception (a bug; logged with its traceback) is retried ``worker.max_attempts`` times,
+  then dies as ``gave up`` too;
 * :class:`~relay.errors.PermanentError` is dead at once.
 
 A dead sync job answers its application robots with the reason, comments on the source deal only
@@ -225,8 +226,8 @@ class Worker:
         outcome = "dead"
         if isinstance(error, TransientError):
             outcome, reason = GAVE_UP, f"gave up after retrying for {age / 3600:.1f} h: {reason}"
-        elif not isinstance(error, PermanentError):
-            reason = f"gave up after {job.attempts} attempts: {reason}"
+        elif not isinstance(error, PermanentError):  # not known to be permanent: the sweep tries again
+            outcome, reason = GAVE_UP, f"gave up after {job.attempts} attempts: {reason}"
         return Transition(job, "dead", outcome=outcome, error=reason, target_deal_id=o.target_deal_id,
                           notify=self._failure_notices(job, reason, o) if job.kind == "sync" else None, **common)
 

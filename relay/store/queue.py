@@ -23,7 +23,8 @@ from relay.store.links import LinksMixin
 from relay.store.schema import _FINISH, _PENDING_SYNC, _job, _notify_rows, jobs
 
 
-#: ``outcome`` of a dead job whose transient failures outlasted ``worker.retry_for``
+#: ``outcome`` of a dead job not known to be hopeless: its transient failures outlasted
+#: ``worker.retry_for``, or an unexpected error ``worker.max_attempts``; the sweep queues its deal again
 GAVE_UP = "gave up"
 
 
