@@ -166,7 +166,7 @@ def build_nodb_app() -> Any:
     from relay.config import load_config
     from relay.redact import configure_logging
     from relay.settings import Settings, environment
-    from relay.web import create_app
+    from relay.web.app import create_app
 
     settings = Settings()
     configure_logging(settings.log_level)

@@ -14,7 +14,7 @@ body in the same run (it splits and unquotes, and parse_query does that plus the
 figure is the best of ``--repeat`` runs.  ``ratio`` = parse_query / parse_qsl: it stays about
 constant across sizes when parsing is linear (it grew ~4x per 4x size when every ``a[]`` counted
 the keys before it).  ``per KiB`` shows the same thing in absolute terms.  The last column is
-what the handler really spends on such a body: :func:`relay.inbound.decode_body` with the default
+what the handler really spends on such a body: :func:`relay.intake.bitrix24.decode_body` with the default
 ``ingress.max_fields`` (1000) counts ``&`` in the raw bytes and refuses it before parsing.
 """
 
@@ -31,7 +31,7 @@ from urllib.parse import parse_qsl
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from relay.errors import BadRequest  # noqa: E402
-from relay.inbound import BodyLimits, decode_body  # noqa: E402
+from relay.intake.bitrix24 import BodyLimits, decode_body  # noqa: E402
 from relay.phpquery import parse_query  # noqa: E402
 
 FORM = "application/x-www-form-urlencoded"

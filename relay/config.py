@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from relay.errors import ConfigError
-from relay.mapping import MappingSpec, load_mapping
+from relay.mapping.deal import MappingSpec, load_mapping
 from relay.yamlconf import load_yaml, validate
 
 _WEBHOOK = re.compile(r"^https?://[^/\s]+(/[^\s]*)?/rest/\d+/[^/\s]+/?$")

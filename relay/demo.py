@@ -23,7 +23,7 @@ from relay.emulator import EmulatedPortal, default_source_config, default_target
 from relay.redact import configure_logging
 from relay.settings import environment
 from relay.store import Store
-from relay.web import serve_in_thread
+from relay.web.app import serve_in_thread
 
 EXAMPLE = Path("config/relay.example.yaml")
 SAMPLE_DEAL = {

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from relay.b24 import MAX_BATCH, Command
-from relay.client import PortalClient
+from relay.portal.protocol import MAX_BATCH, Command
+from relay.portal.client import PortalClient
 from relay.config import RelayConfig
 from relay.store import Store
 

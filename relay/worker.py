@@ -32,11 +32,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from relay import notices
+from relay.sync import notices
 from relay.config import RelayConfig
 from relay.errors import PermanentError, RelayError, TransientError
 from relay.models import Job, Transition
-from relay.pipeline import Outcome, Pipeline
+from relay.sync.pipeline import Outcome, Pipeline
 from relay.redact import REDACTOR
 from relay.store import Store
 from relay.store.queue import GAVE_UP

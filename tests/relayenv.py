@@ -14,7 +14,7 @@ from relay.boot import Relay, build
 from relay.config import load_config
 from relay.emulator import EmulatedPortal, default_source_config, default_target_config
 from relay.store import Store, jobs
-from relay.web import serve_in_thread
+from relay.web.app import serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_TOKEN = "app-sekret-token-0123456789"

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from relay import errors
-from relay.b24 import Command, batch_params, classify, decode_batch, decode_reply
+from relay.portal.protocol import Command, batch_params, classify, decode_batch, decode_reply
 
 
 @pytest.mark.parametrize(

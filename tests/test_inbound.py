@@ -5,7 +5,7 @@ import json
 import pytest
 
 from relay.errors import BadRequest, Forbidden
-from relay.inbound import SourceAuth, decode_body, interpret
+from relay.intake.bitrix24 import SourceAuth, decode_body, interpret
 
 TOKEN = "jvh9y1ulvt2m6k5or90v9mg8nn32ozas"
 MEMBER = "d897063e1ce7c5eb9f04b9751eef5915"

@@ -1,6 +1,6 @@
 """Ingress hardening (issue 7, points 4 and 5): linear, bounded decoding; cheap checks first; 400, never 500.
 
-Pure checks of :mod:`relay.phpquery` and :mod:`relay.inbound`, then the same rules through the
+Pure checks of :mod:`relay.phpquery` and :mod:`relay.intake.bitrix24`, then the same rules through the
 relay's real HTTP port.  The served (gunicorn) checks — thread exhaustion and the fuzzer — are in
 ``test_ingress_served.py``.
 """
@@ -17,7 +17,7 @@ import pytest
 from relay.config import IngressConfig
 from relay.emulator.sender import FORM, app_robot_payload, event_payload, robot_payload
 from relay.errors import BadRequest, Forbidden
-from relay.inbound import BodyLimits, SourceAuth, check_key, decode_body, decode_pairs, interpret
+from relay.intake.bitrix24 import BodyLimits, SourceAuth, check_key, decode_body, decode_pairs, interpret
 from relay.phpquery import build_query, nest_mapping, nest_pairs, parse_query, split_key
 from tests.relayenv import APP_TOKEN, ROBOT_KEY, RelayEnv
 
@@ -120,7 +120,7 @@ def test_fields_are_counted_in_the_raw_bytes_before_parsing(monkeypatch: pytest.
     def boom(*_a: Any, **_k: Any) -> Any:
         raise AssertionError("parsed a body that has too many fields")
 
-    monkeypatch.setattr("relay.inbound.parse_query", boom)
+    monkeypatch.setattr("relay.intake.bitrix24.parse_query", boom)
     for body in (b"a[]=x&" * 1000, b"&" * 1000, b"a[]=x&" * 45000):
         with pytest.raises(BadRequest, match=r"too many fields: more than 1000 \(ingress.max_fields\)"):
             decode_body(body, FORM, LIMITS)
@@ -309,7 +309,7 @@ def test_cheap_checks_come_before_parsing(relay_env: RelayEnv, monkeypatch: pyte
         calls.append(query[:20])
         return real(query, *a, **k)
 
-    monkeypatch.setattr("relay.inbound.parse_query", counting)
+    monkeypatch.setattr("relay.intake.bitrix24.parse_query", counting)
     heavy = b"a[]=x&" * (64 * 1024 // 6)
     assert relay_env.post(heavy, path="/b24/nobody").status_code == 404
     assert relay_env.post(heavy, path="/b24/partner?key=wrong-key-0123456789").status_code == 403

@@ -1,4 +1,4 @@
-"""Tests for relay.mapping: the mapping file (load-time checks) and the pure transform."""
+"""Tests for relay.mapping.deal: the mapping file (load-time checks) and the pure transform."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from relay.errors import ConfigError, MappingError
-from relay.mapping import CLEAR, CLEAR_MULTIPLE, MappingSpec, TargetDeal, describe, fingerprint, in_trigger
-from relay.mapping import load_mapping, transform
+from relay.mapping.deal import CLEAR, CLEAR_MULTIPLE, MappingSpec, TargetDeal, describe, fingerprint, in_trigger
+from relay.mapping.deal import load_mapping, transform
 
 EXAMPLE = """\
 trigger: {stages: ["C1:PREPARATION", "C1:EXECUTING"]}   # relay only deals in these source stages

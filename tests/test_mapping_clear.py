@@ -9,7 +9,7 @@ from urllib.parse import unquote
 import pytest
 import yaml
 
-from relay.mapping import CLEAR, CLEAR_MULTIPLE, MANUAL, MappingSpec, describe, fingerprint, transform
+from relay.mapping.deal import CLEAR, CLEAR_MULTIPLE, MANUAL, MappingSpec, describe, fingerprint, transform
 from relay.phpquery import build_query, parse_query
 
 SOURCE = {"id": "partner", "domain": "partner.bitrix24.test", "member_id": "m1"}

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from relay import lookup, notices
-from relay.b24 import BatchReply, Command
+from relay.sync import find as lookup
+
+from relay.sync import notices
+from relay.portal.protocol import BatchReply, Command
 from relay.errors import QueryLimitExceeded
 
 

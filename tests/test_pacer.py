@@ -1,6 +1,6 @@
 """The leaky bucket, on a fake clock."""
 
-from relay.pacer import Pacer
+from relay.portal.pacer import Pacer
 
 
 class FakeClock:

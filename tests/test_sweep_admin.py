@@ -5,7 +5,7 @@ from __future__ import annotations
 import requests
 import pytest
 
-from relay.web import create_app, serve_in_thread
+from relay.web.app import create_app, serve_in_thread
 from tests.relayenv import RelayEnv
 
 pytestmark = pytest.mark.e2e

@@ -7,7 +7,7 @@ Several ready jobs are handled together, so each step costs one request for many
 2. **plan** — trigger stage check, mapping transform, link lookup in the store; a linked deal whose
    fingerprint is unchanged needs no write at all;
 3. **find** — every deal without a settled link (none in this database, or ``creating``) is looked
-   up on the target by its stamp (:mod:`relay.lookup`, 25 stamps per ``crm.deal.list``): exactly
+   up on the target by its stamp (:mod:`relay.sync.find`, 25 stamps per ``crm.deal.list``): exactly
    once does not rest on the local database.  After a create whose reply was lost, "not there" is
    concluded only once that create can no longer land (``target.timeout`` + ``target.create_margin``);
 4. **write** — one target ``batch``: ``crm.deal.add`` then ``crm.deal.productrows.set`` with
@@ -34,9 +34,11 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from relay import lookup, notices
-from relay.b24 import MAX_BATCH, BatchReply, Command
-from relay.client import PortalClient
+from relay.sync import find as lookup
+
+from relay.sync import notices
+from relay.portal.protocol import MAX_BATCH, BatchReply, Command
+from relay.portal.client import PortalClient
 from relay.config import RelayConfig, SourceConfig
 from relay.errors import (
     NetworkError,
@@ -50,8 +52,8 @@ from relay.errors import (
     TransientError,
     ValidationError,
 )
-from relay.mapping import MappingSpec, TargetDeal, fingerprint, in_trigger, transform
-from relay.lookup import ORIGIN_LINK
+from relay.mapping.deal import MappingSpec, TargetDeal, fingerprint, in_trigger, transform
+from relay.sync.find import ORIGIN_LINK
 from relay.models import Job, Link, LinkFact
 from relay.phpquery import Ref
 from relay.store import Store

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from relay.b24 import Command
+from relay.portal.protocol import Command
 
 _DONE = {
     "created": "[b24relay] Sent to ESB: created deal #{target} on {portal}.",

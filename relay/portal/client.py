@@ -1,7 +1,7 @@
 """The one seam to Bitrix24: an HTTP client per portal with pacing, retries and redaction.
 
 Only this module imports ``requests`` and ``tenacity``.  Every request goes through the portal's
-:class:`~relay.pacer.Pacer`.  The in-call retry policy (declared once, in :meth:`PortalClient._policy`):
+:class:`~relay.portal.pacer.Pacer`.  The in-call retry policy (declared once, in :meth:`PortalClient._policy`):
 
 * 503 ``QUERY_LIMIT_EXCEEDED`` and 429 ``OPERATION_TIME_LIMIT`` are refused *before* running, so
   any call may be resent — ``limits.md``;
@@ -27,7 +27,7 @@ import requests
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
 
 from relay import __version__
-from relay.b24 import BatchReply, Command, batch_params, decode_batch, decode_reply
+from relay.portal.protocol import BatchReply, Command, batch_params, decode_batch, decode_reply
 from relay.errors import (
     NetworkError,
     OperationTimeLimit,
@@ -35,7 +35,7 @@ from relay.errors import (
     ReplyLost,
     ServerError,
 )
-from relay.pacer import Pacer
+from relay.portal.pacer import Pacer
 from relay.redact import redact_url
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from relay.b24 import MAX_BATCH, Command
-from relay.client import PortalClient
+from relay.portal.protocol import MAX_BATCH, Command
+from relay.portal.client import PortalClient
 from relay.errors import RelayError
 
 ORIGIN_LINK = "ORIGIN_ID"

@@ -1,0 +1,1 @@
+"""Pure decoding and authentication of each kind of call the relay receives."""

@@ -1,0 +1,1 @@
+"""Pure: the integrator's mapping specs and transforms."""

@@ -1,0 +1,1 @@
+"""Flask: intake routes (parse -> persist -> answer), health and status, the admin API."""
