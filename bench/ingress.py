@@ -323,8 +323,8 @@ class Conn:
         self.writer.close()
 
 
-async def _exchange(conn: "Conn | None", port: int, request: bytes, timeout: float,
-                    res: Results) -> "tuple[Conn, int, bytes, bool] | None":
+async def _exchange(conn: Conn | None, port: int, request: bytes, timeout: float,
+                    res: Results) -> tuple[Conn, int, bytes, bool] | None:
     """One request on ``conn`` (opened when None); None after counting a transport error."""
     try:
         if conn is None:
@@ -600,7 +600,7 @@ def run_wrk(wrk: str, port: int, base: int, total: int, concurrency: int, timeou
             res.sent += int(parts[1])
         elif parts[0] == "SUMMARY":
             res.wall = int(parts[1]) / 1e6
-            for name, n in zip(("connect", "read", "write", "status", "timeout"), parts[2:]):
+            for name, n in zip(("connect", "read", "write", "status", "timeout"), parts[2:], strict=False):
                 if int(n) and name != "status":  # wrk's "status" = non-2xx, already in statuses
                     res.errors[f"wrk {name}"] += int(n)
         elif parts[0] == "LAT":

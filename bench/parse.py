@@ -30,9 +30,9 @@ from urllib.parse import parse_qsl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from relay.errors import BadRequest  # noqa: E402
-from relay.intake.bitrix24 import BodyLimits, decode_body  # noqa: E402
-from relay.phpquery import parse_query  # noqa: E402
+from relay.errors import BadRequest
+from relay.intake.bitrix24 import BodyLimits, decode_body
+from relay.phpquery import parse_query
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -68,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     for kib in (int(s) for s in args.sizes.split(",")):
         body = unit * (kib * 1024 // len(unit))
         text = body.decode()
-        ours = best(lambda: parse_query(text), args.repeat)
-        baseline = best(lambda: parse_qsl(text, keep_blank_values=True), args.repeat)
-        handler = best(lambda: refused(body), args.repeat)
+        ours = best(lambda text=text: parse_query(text), args.repeat)
+        baseline = best(lambda text=text: parse_qsl(text, keep_blank_values=True), args.repeat)
+        handler = best(lambda body=body: refused(body), args.repeat)
         print(f"{kib:>5} KiB {body.count(b'&'):>7} {ours * 1000:>9.1f} ms {baseline * 1000:>7.1f} ms "
               f"{ours / baseline:>6.2f} {ours * 1e6 / kib:>6.0f} µs {handler * 1e6:>15.0f} µs")
     return 0

@@ -5,7 +5,8 @@ Run from the repository root::
     .venv/bin/python bench/throughput.py                 # N=1000 deals at 2 req/s, burst 50 (about 1 min)
     .venv/bin/python bench/throughput.py --rate 20       # time scaled down 10x for a quick run
 
-What it does, for the relay (``relay serve`` in its own process, as deployed) and then for THE BASELINE (``bench/baseline.py``: the seed's
+What it does, for the relay (``relay serve`` in its own process, as deployed) and then for THE BASELINE
+(``bench/baseline.py``: the seed's
 handler.php plan, 6 sequential calls per event, no queue/retries/batching/pacing), each on a fresh
 pair of emulated portals with the same limit enforced (``--rate`` per second, ``--burst``):
 

@@ -13,14 +13,14 @@ from pathlib import Path
 
 from flask import Flask
 
-from relay.portal.client import PortalClient
 from relay.config import RelayConfig, SourceConfig, TargetConfig, load_config
 from relay.errors import RelayError, TargetMisconfigured
+from relay.portal.client import PortalClient
 from relay.portal.pacer import Pacer
-from relay.sync.pipeline import Pipeline
 from relay.redact import REDACTOR, configure_logging
 from relay.settings import Settings, environment
 from relay.store import Store
+from relay.sync.pipeline import Pipeline
 from relay.web.app import create_app
 from relay.worker import Worker
 

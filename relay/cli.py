@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from relay.errors import ConfigError
 from relay.redact import configure_logging
@@ -74,11 +74,11 @@ def parse_since(text: str) -> float:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"--since: not an ISO 8601 time: {text!r}") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
@@ -124,7 +124,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except KeyError:
         print(f"no job {args.job_id}", file=sys.stderr)
         return 1
-    print(f"job {args.job_id} replayed as job {queued.job_id}" + (" (merged into a waiting job)" if queued.merged else ""))
+    merged = " (merged into a waiting job)" if queued.merged else ""
+    print(f"job {args.job_id} replayed as job {queued.job_id}{merged}")
     return 0
 
 

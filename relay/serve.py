@@ -19,7 +19,7 @@ from relay.settings import Settings
 log = logging.getLogger(__name__)
 
 
-class RelayServer(BaseApplication):  # type: ignore[misc]
+class RelayServer(BaseApplication):
     """A gunicorn application whose worker process also runs the relay's queue workers."""
 
     def __init__(self, settings: Settings, *, host: str, port: int, http_threads: int = 8,

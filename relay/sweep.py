@@ -15,12 +15,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from relay.portal.protocol import MAX_BATCH, Command
-from relay.portal.client import PortalClient
 from relay.config import RelayConfig
+from relay.portal.client import PortalClient
+from relay.portal.protocol import MAX_BATCH, Command
 from relay.store import Store
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def _parse(value: str) -> datetime | None:
         moment = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def since(watermark: str | None, overlap: float, lookback: float, now: datetime) -> str:
@@ -95,7 +95,7 @@ def sweep_source(config: RelayConfig, store: Store, client: PortalClient, source
     if not taken:
         return None
     spec = config.mappings[source_id]
-    bound = since(watermark, tuning.overlap, tuning.lookback, now or datetime.now(timezone.utc))
+    bound = since(watermark, tuning.overlap, tuning.lookback, now or datetime.now(UTC))
     flt: dict[str, Any] = {">=DATE_MODIFY": bound}
     if spec.trigger and spec.trigger.stages:
         flt["@STAGE_ID"] = list(spec.trigger.stages)

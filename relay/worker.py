@@ -32,15 +32,15 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from relay.sync import notices
 from relay.config import RelayConfig
 from relay.errors import PermanentError, RelayError, TransientError
 from relay.models import Job, Transition
-from relay.sync.pipeline import Outcome, Pipeline
 from relay.redact import REDACTOR
 from relay.store import Store
 from relay.store.queue import GAVE_UP
 from relay.sweep import sweep_all
+from relay.sync import notices
+from relay.sync.pipeline import Outcome, Pipeline
 
 log = logging.getLogger(__name__)
 SWEEP_CHECK = 5.0  # seconds between checks whether a sweep or a copy check is due
@@ -186,7 +186,7 @@ class Worker:
 
     def _apply(self, outcomes: Sequence[Outcome]) -> None:
         transitions = [self._transition(o) for o in outcomes]
-        for t, owned in zip(transitions, self.store.finish(self.owner, transitions)):
+        for t, owned in zip(transitions, self.store.finish(self.owner, transitions), strict=True):
             job = t.job
             if not owned:
                 log.warning("job %s: lease lost before it finished; another worker owns it now", job.id)

@@ -6,9 +6,9 @@ import responses
 from responses.registries import OrderedRegistry
 
 from relay import errors
-from relay.portal.protocol import Command
 from relay.portal.client import PortalClient
 from relay.portal.pacer import Pacer
+from relay.portal.protocol import Command
 
 SECRET = "s3cr3tWebhookKey"
 BASE = f"https://esb.bitrix24.test/rest/1/{SECRET}/"

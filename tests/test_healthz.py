@@ -29,7 +29,6 @@ from relay.store.schema import HEALTH_WRITE, health
 from relay.store.sqlite import UPSERT, GroupCommitter, WriteLock, _Call
 from tests.relayenv import RelayEnv, start, stop
 
-
 # --- helpers -------------------------------------------------------------------------------------
 
 

@@ -240,7 +240,7 @@ def _set_json(doc: Any, rng: random.Random, value: Any) -> Any:
         k = rng.choice(list(doc))
         return {**doc, k: _set_json(doc[k], rng, value)}
     i = rng.randrange(len(doc))
-    return doc[:i] + [_set_json(doc[i], rng, value)] + doc[i + 1:]
+    return [*doc[:i], _set_json(doc[i], rng, value), *doc[i + 1:]]
 
 
 def _mutate(body: bytes, rng: random.Random, others: list[bytes]) -> tuple[bytes, str]:

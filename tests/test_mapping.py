@@ -9,8 +9,17 @@ from typing import Any
 import pytest
 
 from relay.errors import ConfigError, MappingError
-from relay.mapping.deal import CLEAR, CLEAR_MULTIPLE, MappingSpec, TargetDeal, describe, fingerprint, in_trigger
-from relay.mapping.deal import load_mapping, transform
+from relay.mapping.deal import (
+    CLEAR,
+    CLEAR_MULTIPLE,
+    MappingSpec,
+    TargetDeal,
+    describe,
+    fingerprint,
+    in_trigger,
+    load_mapping,
+    transform,
+)
 
 EXAMPLE = """\
 trigger: {stages: ["C1:PREPARATION", "C1:EXECUTING"]}   # relay only deals in these source stages

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from relay.sync import find as lookup
-
-from relay.sync import notices
-from relay.portal.protocol import BatchReply, Command
 from relay.errors import QueryLimitExceeded
+from relay.portal.protocol import BatchReply, Command
+from relay.sync import find as lookup
+from relay.sync import notices
 
 
 def test_every_robot_token_gets_one_answer_and_a_done_part_is_never_resent() -> None:

@@ -26,7 +26,8 @@ def test_parse_query(query: str, expected: dict) -> None:
 
 
 def test_nest_mapping_for_json_with_bracket_keys() -> None:
-    assert nest_mapping({"data[FIELDS][ID]": "5", "auth": {"x": 1}}) == {"data": {"FIELDS": {"ID": "5"}}, "auth": {"x": 1}}
+    assert nest_mapping({"data[FIELDS][ID]": "5", "auth": {"x": 1}}) == {
+        "data": {"FIELDS": {"ID": "5"}}, "auth": {"x": 1}}
 
 
 def test_build_query_matches_http_build_query() -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import requests
 import pytest
+import requests
 
 from relay.web.app import create_app, serve_in_thread
 from tests.relayenv import RelayEnv

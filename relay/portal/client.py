@@ -27,7 +27,6 @@ import requests
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
 
 from relay import __version__
-from relay.portal.protocol import BatchReply, Command, batch_params, decode_batch, decode_reply
 from relay.errors import (
     NetworkError,
     OperationTimeLimit,
@@ -36,6 +35,7 @@ from relay.errors import (
     ServerError,
 )
 from relay.portal.pacer import Pacer
+from relay.portal.protocol import BatchReply, Command, batch_params, decode_batch, decode_reply
 from relay.redact import redact_url
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,8 @@ class PortalClient:
         except requests.RequestException as exc:
             kind = type(exc).__name__
             if write and not _never_sent(exc):
-                raise ReplyLost(f"{method} on {self.name}: no reply ({kind}); the write may have been applied") from None
+                raise ReplyLost(f"{method} on {self.name}: no reply ({kind}); "
+                                "the write may have been applied") from None
             raise NetworkError(f"{method} on {self.name}: {kind}") from None
         try:
             return decode_reply(resp.status_code, resp.content, method=method)

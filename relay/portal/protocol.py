@@ -1,6 +1,7 @@
 """Pure: the Bitrix24 REST protocol — building calls and batch commands, decoding replies.
 
-* Calls are ``POST <webhook_url><method>.json`` with a JSON body — ``settings/how-to-call-rest-api/general-principles.md``.
+* Calls are ``POST <webhook_url><method>.json`` with a JSON body —
+  ``settings/how-to-call-rest-api/general-principles.md``.
 * ``batch`` takes ``cmd`` ``{name: "method?query"}`` (≤ 50) and ``halt``; references are written
   ``$result[name][field]``; the reply is HTTP 200 with ``result.result`` / ``result.result_error``
   whose empty sections are ``[]`` — ``settings/how-to-call-rest-api/batch.md``.

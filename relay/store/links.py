@@ -23,7 +23,8 @@ class LinksMixin(StoreBase):
     def link(self, source_id: str, deal_id: str) -> Link | None:
         """The link of a source deal, if any."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(links).where(links.c.source_id == source_id, links.c.deal_id == deal_id)).mappings().first()
+            row = conn.execute(select(links).where(links.c.source_id == source_id,
+                                                   links.c.deal_id == deal_id)).mappings().first()
         return _link(row) if row is not None else None
 
     def links(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Link]:

@@ -22,7 +22,6 @@ from relay.models import Enqueued, Job, Transition
 from relay.store.links import LinksMixin
 from relay.store.schema import _FINISH, _PENDING_SYNC, _job, _notify_rows, jobs
 
-
 #: ``outcome`` of a dead job not known to be hopeless: its transient failures outlasted
 #: ``worker.retry_for``, or an unexpected error ``worker.max_attempts``; the sweep queues its deal again
 GAVE_UP = "gave up"
@@ -77,14 +76,15 @@ class QueueMixin(LinksMixin):
                 values["event_token"] = join_tokens(found.event_token, event_token)
             conn.execute(update(jobs).where(jobs.c.id == found.id).values(**values))
             return Enqueued(job_id=found.id, merged=True)
-        new_id = conn.execute(
+        inserted = conn.execute(
             insert(jobs).values(
                 kind="sync", source_id=source_id, deal_id=deal_id, status="pending", attempts=0, events=1,
                 trigger=trigger, event_token=event_token, payload="{}", available_at=now,
                 created_at=now, updated_at=now,
             )
-        ).inserted_primary_key[0]
-        return Enqueued(job_id=int(new_id), merged=False)
+        ).inserted_primary_key
+        assert inserted is not None
+        return Enqueued(job_id=int(inserted[0]), merged=False)
 
     def _reap(self, conn: Connection, now: float) -> None:
         query = select(jobs.c.id, jobs.c.kind, jobs.c.source_id, jobs.c.deal_id, jobs.c.event_token).where(

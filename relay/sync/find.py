@@ -17,9 +17,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from relay.portal.protocol import MAX_BATCH, Command
-from relay.portal.client import PortalClient
 from relay.errors import RelayError
+from relay.portal.client import PortalClient
+from relay.portal.protocol import MAX_BATCH, Command
 
 ORIGIN_LINK = "ORIGIN_ID"
 ORIGINATOR = "b24relay"

@@ -34,11 +34,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from relay.sync import find as lookup
-
-from relay.sync import notices
-from relay.portal.protocol import MAX_BATCH, BatchReply, Command
-from relay.portal.client import PortalClient
 from relay.config import RelayConfig, SourceConfig
 from relay.errors import (
     NetworkError,
@@ -53,10 +48,14 @@ from relay.errors import (
     ValidationError,
 )
 from relay.mapping.deal import MappingSpec, TargetDeal, fingerprint, in_trigger, transform
-from relay.sync.find import ORIGIN_LINK
 from relay.models import Job, Link, LinkFact
 from relay.phpquery import Ref
+from relay.portal.client import PortalClient
+from relay.portal.protocol import MAX_BATCH, BatchReply, Command
 from relay.store import Store
+from relay.sync import find as lookup
+from relay.sync import notices
+from relay.sync.find import ORIGIN_LINK
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -146,7 +145,8 @@ class Pipeline:
             source = self.config.source(job.source_id)
             outcome = Outcome(job=job)
             if source is None:
-                outcome.status, outcome.error = "failed", PermanentError(f"source {job.source_id!r} is no longer configured")
+                outcome.status = "failed"
+                outcome.error = PermanentError(f"source {job.source_id!r} is no longer configured")
                 works.append(_Work(job, None, None, outcome))  # type: ignore[arg-type]
                 continue
             works.append(_Work(job, source, self.config.mappings[source.id], outcome))

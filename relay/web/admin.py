@@ -9,7 +9,7 @@ workers do the Bitrix24 work.
 from __future__ import annotations
 
 import hmac
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request
@@ -37,7 +37,7 @@ def _since(value: Any) -> float | None:
         moment = datetime.fromisoformat(str(value))
     except ValueError:
         abort(400, description=f"since: not an ISO 8601 time or unix seconds: {str(value)[:40]!r}")
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def blueprint(store: Store, token: str | None) -> Blueprint:

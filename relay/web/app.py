@@ -18,12 +18,12 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from relay import __version__
-from relay.web.admin import blueprint
 from relay.config import RelayConfig
 from relay.errors import BadRequest, IngressError, PayloadTooLarge, UnknownSource
 from relay.intake.bitrix24 import BodyLimits, SourceAuth, check_key, decode_body, decode_pairs, interpret
 from relay.redact import REDACTOR, redact_url
 from relay.store import Store
+from relay.web.admin import blueprint
 
 log = logging.getLogger("relay.web")
 
