@@ -40,7 +40,8 @@ from relay.store import Store
 from relay.store.queue import GAVE_UP
 from relay.sweep import sweep_all
 from relay.sync import notices
-from relay.sync.pipeline import Outcome, Pipeline
+from relay.sync.outcome import Outcome
+from relay.sync.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 SWEEP_CHECK = 5.0  # seconds between checks whether a sweep or a copy check is due
@@ -236,7 +237,8 @@ class Worker:
         cfg = self.config.file.notify
         out = []
         source = notices.failure_notice(deal_id=job.deal_id, reason=reason, deal=o.deal,
-                                        event_tokens=job.event_tokens, comment=cfg.failure_comment)
+                                        event_tokens=job.event_tokens, comment=cfg.failure_comment,
+                                        ref=uuid.uuid4().hex[:12])
         if source is not None:
             out.append(source)
         if cfg.integrator_user_id:

@@ -50,9 +50,17 @@ def comment_list(state: PortalState, params: Mapping[str, Any]) -> Reply:
         if ("ENTITY_ID" not in flt or intval(flt["ENTITY_ID"]) == c["ENTITY_ID"])
         and ("ENTITY_TYPE" not in flt or php_str(flt["ENTITY_TYPE"]).lower() == c["ENTITY_TYPE"])
     ]
-    out = [{k: (str(v) if k in ("ID", "ENTITY_ID", "AUTHOR_ID") else v) for k, v in c.items()}
-           for c in found]
-    return Reply(out, total=len(out))
+    order = param(params, "order") or {}
+    if isinstance(order, Mapping) and php_str(order.get("ID", "ASC")).upper() == "DESC":
+        found = sorted(found, key=lambda c: -int(c["ID"]))
+    start = max(0, intval(param(params, "start")) or 0)  # pages of 50 — the method's doc
+    page = found[start:start + 50]
+    select = param(params, "select")
+    keep = {php_str(s) for s in select} if isinstance(select, list) and select else None
+    out = [{k: (str(v) if k in ("ID", "ENTITY_ID", "AUTHOR_ID") else v) for k, v in c.items()
+            if keep is None or k in keep} for c in page]
+    more = start + 50 if start + 50 < len(found) else None
+    return Reply(out, total=len(found), next=more)
 
 
 def _notify(kind: str) -> Handler:

@@ -28,11 +28,14 @@ TARGET = "target"
 
 
 def _payload(*, deal_id: str, text: str, deal: Mapping[str, Any] | None, comment: bool,
-             notify_user: bool) -> dict[str, Any]:
-    """The comment and the responsible user's notification carrying ``text``."""
+             notify_user: bool, ref: str = "") -> dict[str, Any]:
+    """The comment and the responsible user's notification carrying ``text``; the comment ends with
+    the ``ref`` marker that lets a retry find it (:func:`comment_sent`)."""
     payload: dict[str, Any] = {"deal_id": deal_id, "done": []}
     if comment:
-        payload["comment"] = text
+        payload["comment"] = f"{text} [ref {ref}]" if ref else text
+        if ref:
+            payload["ref"] = ref
     user = str((deal or {}).get("ASSIGNED_BY_ID") or "")
     if notify_user and user:
         title = str((deal or {}).get("TITLE") or f"#{deal_id}")
@@ -52,12 +55,12 @@ def _robots(payload: dict[str, Any], tokens: Sequence[str], status: str, target_
 
 def success_notice(
     *, action: str, deal: Mapping[str, Any], target_deal_id: str, target_portal: str,
-    event_tokens: Sequence[str] = (), comment: bool = True, notify_user: bool = True,
+    event_tokens: Sequence[str] = (), comment: bool = True, notify_user: bool = True, ref: str = "",
 ) -> dict[str, Any]:
     """Payload telling the source that its deal was created/updated on the target."""
     text = _DONE.get(action, _DONE["updated"]).format(target=target_deal_id, portal=target_portal)
     payload = _payload(deal_id=str(deal.get("ID", "")), text=text, deal=deal, comment=comment,
-                       notify_user=notify_user)
+                       notify_user=notify_user, ref=ref)
     return _robots(payload, event_tokens, action, target_deal_id, text)
 
 
@@ -72,13 +75,13 @@ def robot_notice(*, deal_id: str, event_tokens: Sequence[str], status: str, mess
 
 def failure_notice(
     *, deal_id: str, reason: str, deal: Mapping[str, Any] | None, event_tokens: Sequence[str] = (),
-    comment: bool = False,
+    comment: bool = False, ref: str = "",
 ) -> dict[str, Any] | None:
     """Payload telling the source why its deal could not be relayed: the robots always, a comment on
     the deal when ``comment``; None when there is nothing to send.  The partner's manager gets no
     notification: failures go to the integrator (:func:`alert`)."""
     text = _FAILED.format(reason=reason[:1500])
-    payload = _payload(deal_id=deal_id, text=text, deal=deal, comment=comment, notify_user=False)
+    payload = _payload(deal_id=deal_id, text=text, deal=deal, comment=comment, notify_user=False, ref=ref)
     _robots(payload, event_tokens, "failed", "", text)
     return payload if ("comment" in payload or "robots" in payload) else None
 
@@ -91,6 +94,17 @@ def alert(*, user_id: str, source_id: str, deal_id: str, reason: str, quiet: flo
             + (f" Further failures of this source in the next {minutes} min are not notified "
                "(see `relay jobs --status dead`)." if minutes else ""))
     return {"portal": TARGET, "deal_id": deal_id, "done": [], "alert": {"user_id": user_id, "message": text}}
+
+
+def comment_pending(payload: Mapping[str, Any]) -> bool:
+    """True when the payload has a marked comment not yet known to be sent."""
+    return "comment" in payload and "comment" not in payload.get("done", []) and bool(payload.get("ref"))
+
+
+def comment_sent(payload: Mapping[str, Any], comments: Sequence[str]) -> bool:
+    """True when one of the deal's ``comments`` is this payload's (it carries its ``ref`` marker)."""
+    marker = f"[ref {payload.get('ref')}]"
+    return bool(payload.get("ref")) and any(marker in text for text in comments)
 
 
 def commands(payload: Mapping[str, Any], prefix: str) -> dict[str, tuple[str, Command]]:

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -48,36 +49,21 @@ from relay.errors import (
     ValidationError,
 )
 from relay.mapping.deal import MappingSpec, TargetDeal, fingerprint, in_trigger, transform
-from relay.models import Job, Link, LinkFact
+from relay.models import Job, Link
 from relay.phpquery import Ref
 from relay.portal.client import PortalClient
-from relay.portal.protocol import MAX_BATCH, BatchReply, Command
+from relay.portal.protocol import BatchReply, Command
 from relay.store import Store
 from relay.sync import find as lookup
 from relay.sync import notices
+from relay.sync.deliver import Deliverer
 from relay.sync.find import ORIGIN_LINK
+from relay.sync.outcome import Outcome, pack
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: errors proving a request never ran: refused by the limits, or the connection never opened
 NOT_EXECUTED = (QueryLimitExceeded, OperationTimeLimit, NetworkError)
-
-
-@dataclass
-class Outcome:
-    """How one job ended this round; the worker turns it into a queue transition."""
-
-    job: Job
-    status: str = "done"  # done | skipped | failed
-    outcome: str = ""
-    target_deal_id: str | None = None
-    error: BaseException | None = None
-    notify: dict[str, Any] | None = None
-    deal: dict[str, Any] | None = None  # the source deal as read (for failure notices)
-    payload: dict[str, Any] | None = None  # notify jobs: payload with the parts already done
-    link: LinkFact | None = None  # what the target now holds for this deal
-    forget_creating: bool = False  # the target certainly created nothing: drop the "creating" mark
-    link_lost: bool = False  # the linked target deal is gone: look the deal up by its stamp next time
 
 
 @dataclass
@@ -108,21 +94,6 @@ def _modified(deal: Mapping[str, Any]) -> str | None:
     return str(value) if value else None
 
 
-def _pack(items: Sequence[T], weight: Callable[[T], int], limit: int = MAX_BATCH) -> Iterator[list[T]]:
-    """Consecutive groups whose total weight (batch commands) stays within ``limit``."""
-    group: list[T] = []
-    used = 0
-    for item in items:
-        w = weight(item)
-        if group and used + w > limit:
-            yield group
-            group, used = [], 0
-        group.append(item)
-        used += w
-    if group:
-        yield group
-
-
 class Pipeline:
     """Runs sync and notify jobs against the configured portals."""
 
@@ -131,6 +102,7 @@ class Pipeline:
         self.config, self.store, self.target, self.sources = config, store, target, sources
         self.target_portal = urlsplit(config.target.webhook_url.get_secret_value()).hostname or "target"
         self._target_ok = False
+        self.deliverer = Deliverer(target, sources)
 
     # --- sync --------------------------------------------------------------------------------
 
@@ -174,7 +146,7 @@ class Pipeline:
         for w in works:
             by_source[w.source.id].append(w)
         for source_id, group in by_source.items():
-            for chunk in _pack(group, lambda w: 2 if w.spec.products.enabled else 1):
+            for chunk in pack(group, lambda w: 2 if w.spec.products.enabled else 1):
                 cmds: dict[str, Command] = {}
                 for i, w in enumerate(chunk):
                     cmds[f"d{i}"] = Command("crm.deal.get", {"id": w.job.deal_id})
@@ -317,7 +289,7 @@ class Pipeline:
         creates = [(w.source.id, w.job.deal_id) for w in works if w.action == "create"]
         if creates:
             self.store.mark_creating(creates)
-        for chunk in _pack(works, lambda w: len(self._commands(w, 0))):
+        for chunk in pack(works, lambda w: len(self._commands(w, 0))):
             cmds: dict[str, Command] = {}
             for i, w in enumerate(chunk):
                 cmds.update(self._commands(w, i))
@@ -372,7 +344,8 @@ class Pipeline:
         notify = self.config.file.notify
         w.result.notify = notices.success_notice(
             action=action, deal=w.result.deal or {}, target_deal_id=w.target_id, target_portal=self.target_portal,
-            event_tokens=w.job.event_tokens, comment=notify.comment, notify_user=notify.notify_user)
+            event_tokens=w.job.event_tokens, comment=notify.comment, notify_user=notify.notify_user,
+            ref=uuid.uuid4().hex[:12])
 
     def _report_extras(self, w: _Work, reply: BatchReply, i: int) -> None:
         for n, extra in enumerate(w.extras):
@@ -414,7 +387,7 @@ class Pipeline:
                             lk.deal_id, extra, self.config.target.duplicates, keep)
                 if self.config.target.duplicates == "delete":
                     deletes[f"x{len(deletes)}"] = Command("crm.deal.delete", {"id": extra})
-        for group in _pack(list(deletes.items()), lambda _item: 1):
+        for group in pack(list(deletes.items()), lambda _item: 1):
             try:
                 reply = self.target.batch(dict(group), write=True)
             except RelayError as exc:
@@ -434,42 +407,4 @@ class Pipeline:
 
     def notify(self, jobs: Sequence[Job]) -> list[Outcome]:
         """Send the comments / notifications / robot answers / integrator alerts of these notify jobs."""
-        results = {j.id: Outcome(job=j, outcome="notified", payload=dict(j.payload)) for j in jobs}
-        by_portal: dict[str, list[Job]] = defaultdict(list)
-        for j in jobs:
-            portal = notices.TARGET if j.payload.get("portal") == notices.TARGET else j.source_id
-            if portal != notices.TARGET and portal not in self.sources:
-                results[j.id].status = "failed"
-                results[j.id].error = PermanentError(f"source {j.source_id!r} is no longer configured")
-            else:
-                by_portal[portal].append(j)
-        for portal, group in by_portal.items():
-            client = self.target if portal == notices.TARGET else self.sources[portal]
-            for chunk in _pack(group, lambda j: len(notices.commands(j.payload, ""))):
-                self._notify_chunk(client, chunk, results)
-        return [results[j.id] for j in jobs]
-
-    def _notify_chunk(self, client: PortalClient, chunk: Sequence[Job], results: dict[int, Outcome]) -> None:
-        parts = {j.id: notices.commands(j.payload, f"_{j.id}") for j in chunk}
-        cmds = {name: cmd for named in parts.values() for name, (_part, cmd) in named.items()}
-        reply = None
-        if cmds:
-            try:
-                reply = client.batch(cmds, write=True)
-            except RelayError as exc:
-                for j in chunk:
-                    results[j.id].status, results[j.id].error = "failed", exc
-                return
-        for j in chunk:
-            res = results[j.id]
-            payload = res.payload or {}
-            done = list(payload.get("done", []))
-            for name, (part, _cmd) in parts[j.id].items():
-                if reply is None:
-                    continue
-                try:
-                    reply.get(name)
-                    done.append(part)
-                except RelayError as exc:
-                    res.status, res.error = "failed", exc
-            payload["done"] = done
+        return self.deliverer.deliver(jobs)

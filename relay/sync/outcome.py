@@ -1,0 +1,45 @@
+"""How a job ended a round (:class:`Outcome`), and packing commands into batches of 50."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from relay.models import Job, LinkFact
+from relay.portal.protocol import MAX_BATCH
+
+T = TypeVar("T")
+
+
+@dataclass
+class Outcome:
+    """How one job ended this round; the worker turns it into a queue transition."""
+
+    job: Job
+    status: str = "done"  # done | skipped | failed
+    outcome: str = ""
+    target_deal_id: str | None = None
+    error: BaseException | None = None
+    notify: dict[str, Any] | None = None
+    deal: dict[str, Any] | None = None  # the source deal as read (for failure notices)
+    payload: dict[str, Any] | None = None  # notify jobs: payload with the parts already done
+    link: LinkFact | None = None  # what the target now holds for this deal
+    forget_creating: bool = False  # the target certainly created nothing: drop the "creating" mark
+    link_lost: bool = False  # the linked target deal is gone: look the deal up by its stamp next time
+
+
+
+def pack(items: Sequence[T], weight: Callable[[T], int], limit: int = MAX_BATCH) -> Iterator[list[T]]:
+    """Consecutive groups whose total weight (batch commands) stays within ``limit``."""
+    group: list[T] = []
+    used = 0
+    for item in items:
+        w = weight(item)
+        if group and used + w > limit:
+            yield group
+            group, used = [], 0
+        group.append(item)
+        used += w
+    if group:
+        yield group
