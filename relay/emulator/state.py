@@ -29,6 +29,29 @@ class PortalState:
     #: ``(event code, deal id)`` produced by writes, drained by the portal to fire bound handlers
     changes: list[tuple[str, int]] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
+    # -- crm.item.* smart invoices (entityTypeId 31) and stored files: relay.emulator.items / files --
+    #: invoice records in ``crm.item.get`` (camelCase) shape, by id
+    invoices: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: product rows of smart invoices (deal rows stay in ``rows``), by invoice id
+    invoice_rows: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    #: invoice funnels: category id -> stage ids (``DT31_<category>:<STATUS>``)
+    invoice_categories: dict[int, list[str]] = field(
+        default_factory=lambda: {2: ["DT31_2:N", "DT31_2:S", "DT31_2:P", "DT31_2:D"]})
+    #: uploaded files by file id: ``name``, ``content`` (bytes), ``owner`` (deal id), ``field``
+    files: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: ``http://127.0.0.1:<port>`` once served (for ``urlMachine``); empty: ``https://<domain>``
+    base_url: str = ""
+    # -- companies, contacts, requisites and deal-contact bindings (relay/emulator/clients.py) --
+    companies: dict[int, dict[str, Any]] = field(default_factory=dict)
+    contacts: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: contact id -> bound company ids, primary first (``COMPANY_ID`` / ``COMPANY_IDS``)
+    contact_companies: dict[int, list[int]] = field(default_factory=dict)
+    requisites: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: deal id -> ``[{CONTACT_ID, SORT, ROLE_ID, IS_PRIMARY}]`` (``crm.deal.contact.items.*``)
+    deal_contacts: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    #: ``"company"``/``"contact"`` -> {``UF_CRM_*`` name: (user type, multiple)}
+    client_uf: dict[str, dict[str, tuple[str, bool]]] = field(
+        default_factory=lambda: {"company": {}, "contact": {}})
 
     def __post_init__(self) -> None:
         self.tz = parse_tz(self.config.timezone)
