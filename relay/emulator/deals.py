@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+from relay.emulator import files
 from relay.emulator.core import validation
 from relay.emulator.rows import automatic_amount
 from relay.emulator.schema import SEEDABLE, STANDARD, VISIBLE
@@ -96,8 +97,8 @@ def clean_fields(state: PortalState, fields: Any, *, trusted: bool = False) -> d
                     out["CONTACT_ID"] = str(first)
                 continue
             out[name] = _convert(state, name, spec.kind, value)
-        elif name in state.config.uf_fields:
-            out[name] = convert_uf(state, name, value)
+        elif name in state.config.uf_fields:  # file values are resolved per deal by files.resolve
+            out[name] = value if files.is_file_field(state, name) else convert_uf(state, name, value)
     return out
 
 
@@ -138,13 +139,17 @@ def _defaults(state: PortalState, deal_id: int, category: int) -> dict[str, Any]
     return record
 
 
-def create_deal(state: PortalState, fields: Any, *, trusted: bool = False) -> int:
-    """Validate and store a new deal; returns its id — ``api-reference/crm/deals/crm-deal-add.md``."""
+def create_deal(state: PortalState, fields: Any, *, trusted: bool = False, file_style: str = "legacy") -> int:
+    """Validate and store a new deal; returns its id — ``api-reference/crm/deals/crm-deal-add.md``.
+
+    ``file_style`` is ``legacy`` (``fileData`` objects) or ``item`` (``crm.item.*`` arrays), see :mod:`files`.
+    """
     clean = clean_fields(state, fields, trusted=trusted)
     category = int(clean.pop("CATEGORY_ID", state.config.default_category()))
     if "STAGE_ID" in clean:
         _check_stage(state, clean["STAGE_ID"], category)
     deal_id = state.next_id("deal")
+    files.resolve(state, deal_id, None, clean, file_style)
     record = _defaults(state, deal_id, category)
     record.update(clean)
     _derive(state, record)
@@ -155,7 +160,7 @@ def create_deal(state: PortalState, fields: Any, *, trusted: bool = False) -> in
 
 
 def update_deal(state: PortalState, deal_id: int, fields: Any, *, trusted: bool = False,
-                actor: int | None = None) -> None:
+                actor: int | None = None, file_style: str = "legacy") -> None:
     """Change only the given fields; ``CATEGORY_ID`` is ignored — ``crm-deal-update.md``."""
     old = state.deal(deal_id)
     clean = clean_fields(state, fields, trusted=trusted)
@@ -163,6 +168,7 @@ def update_deal(state: PortalState, deal_id: int, fields: Any, *, trusted: bool 
     category = int(old["CATEGORY_ID"])
     if "STAGE_ID" in clean:
         _check_stage(state, clean["STAGE_ID"], category)
+    files.resolve(state, deal_id, old, clean, file_style)
     record = {**old, **clean}
     now = iso(state.now())
     user = str(actor if actor is not None else state.config.user_id)
@@ -198,4 +204,5 @@ def delete_deal(state: PortalState, deal_id: int) -> None:
     state.deal(deal_id)
     del state.deals[deal_id]
     state.rows.pop(deal_id, None)
+    files.drop_owner(state, deal_id)
     state.changes.append(("ONCRMDEALDELETE", deal_id))

@@ -13,7 +13,18 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from relay.emulator import crm_methods, deals, other_methods
+from relay.emulator import (
+    clients,
+    crm_methods,
+    deal_contacts,
+    deals,
+    duplicates,
+    files,
+    itemrows,
+    items,
+    other_methods,
+    requisites,
+)
 from relay.emulator import rows as product_rows
 from relay.emulator.batch import run_batch
 from relay.emulator.config import PortalConfig
@@ -25,6 +36,10 @@ from relay.emulator.pipeline import PipelineMixin, RequestRecord, normalize_meth
 from relay.emulator.state import PortalState
 
 METHODS: dict[str, crm_methods.Handler] = {**crm_methods.HANDLERS, **other_methods.HANDLERS}
+# companies, contacts, requisites, duplicates, deal contacts (deal add/update gain CONTACT_IDS)
+METHODS.update({**clients.HANDLERS, **requisites.HANDLERS, **duplicates.HANDLERS, **deal_contacts.HANDLERS})
+# crm.item.* (deals, smart invoices), crm.item.productrow.*, crm.enum.ownertype, invoice funnels
+METHODS.update({**items.HANDLERS, **itemrows.HANDLERS})
 
 
 class Portal(PipelineMixin, OutgoingMixin):
@@ -114,6 +129,62 @@ class Portal(PipelineMixin, OutgoingMixin):
         with self._lock:
             product_rows.set_rows(self.state, int(deal_id), rows)
 
+    # -- companies and contacts (relay/emulator/clients.py) ------------------------------------
+
+    def add_company(self, fields: Mapping[str, Any]) -> int:
+        """Create a company as a user would (same rules as ``crm.company.add``); returns its id."""
+        with self._lock:
+            return clients.create(self.state, "company", dict(fields))
+
+    def add_contact(self, fields: Mapping[str, Any]) -> int:
+        """Create a contact as a user would (same rules as ``crm.contact.add``); returns its id."""
+        with self._lock:
+            return clients.create(self.state, "contact", dict(fields))
+
+    def add_client_field(self, entity: str, name: str, uf_type: str = "string", *, multiple: bool = False) -> None:
+        """Declare a ``UF_CRM_*`` field of ``"company"`` or ``"contact"`` (types ``string``/``integer``...)."""
+        if entity not in ("company", "contact") or not name.startswith("UF_CRM_"):
+            raise ValueError("entity must be 'company' or 'contact' and name must start with 'UF_CRM_'")
+        with self._lock:
+            self.state.client_uf[entity][name] = (uf_type, multiple)
+
+    def companies(self) -> list[dict[str, Any]]:
+        """Copies of all companies (``crm.company.get`` shape), by id."""
+        with self._lock:
+            return [clients.visible(self.state.companies[k]) for k in sorted(self.state.companies)]
+
+    def contacts(self) -> list[dict[str, Any]]:
+        """Copies of all contacts (``crm.contact.get`` shape), by id."""
+        with self._lock:
+            return [clients.visible(self.state.contacts[k]) for k in sorted(self.state.contacts)]
+
+    def requisites(self) -> list[dict[str, Any]]:
+        """Copies of all requisites (``crm.requisite.get`` shape), by id."""
+        with self._lock:
+            return [dict(self.state.requisites[k]) for k in sorted(self.state.requisites)]
+
+    def deal_contacts(self, deal_id: int) -> list[dict[str, Any]]:
+        """A deal's contact bindings (``crm.deal.contact.items.get`` shape)."""
+        with self._lock:
+            return deal_contacts.bindings(self.state, int(deal_id))
+
+    # -- files of deals (relay/emulator/files.py) ------------------------------------------------
+
+    def add_file_to_deal(self, deal_id: int, field: str, name: str, content: bytes) -> int:
+        """Attach a file to a deal's ``file`` custom field as a user would; returns the file id."""
+        with self._lock:
+            return files.add_file(self.state, int(deal_id), field, name, content)
+
+    def files_of(self, deal_id: int, field: str) -> list[tuple[int, str, bytes]]:
+        """``(file id, name, content)`` of the files a deal's ``file`` field holds."""
+        with self._lock:
+            return files.files_of(self.state, int(deal_id), field)
+
+    def download_file(self, params: Mapping[str, Any]) -> tuple[str, bytes]:
+        """Serve an ``urlMachine`` link (``crm.controller.item.getFile``); raises :class:`EmuError`."""
+        with self._lock:
+            return files.download(self.state, params)
+
     # -- inspection -----------------------------------------------------------------------------
 
     def deal(self, deal_id: int) -> dict[str, Any] | None:
@@ -158,7 +229,8 @@ class Portal(PipelineMixin, OutgoingMixin):
     def reset(self) -> None:
         """Forget all data, faults, bindings, event tokens and the request log (config stays)."""
         with self._lock:
-            self.state = PortalState(self.config)
+            base_url, self.state = self.state.base_url, PortalState(self.config)
+            self.state.base_url = base_url  # where the server listens (files.py urlMachine)
             self._faults.clear()
             self._log.clear()
             self._bucket.reset()

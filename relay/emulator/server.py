@@ -19,11 +19,13 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from relay.emulator.config import PortalConfig
 from relay.emulator.control import handle_control
 from relay.emulator.core import EmuError
+from relay.emulator.files import GET_FILE
+from relay.emulator.pipeline import normalize_method
 from relay.emulator.portal import Portal
 from relay.phpquery import parse_query
 
@@ -135,11 +137,31 @@ class _Handler(BaseHTTPRequestHandler):
         params, error = self._decode(parts.query, body)
         authorized = unquote(match["user"]) == str(portal.config.user_id) and hmac.compare_digest(
             unquote(match["secret"]).encode(), portal.config.secret.encode())
+        if normalize_method(unquote(match["method"])) == GET_FILE.lower():
+            self._send_file(portal, params, authorized)
+            return
         outcome = portal.handle(unquote(match["method"]), params, authorized=authorized, error=error)
         if outcome.body is None:
             self._hang_up()
         else:
             self._send_json(outcome.status, outcome.body)
+
+    def _send_file(self, portal: Portal, params: dict[str, Any], authorized: bool) -> None:
+        """``urlMachine`` download (:mod:`relay.emulator.files`): raw bytes, only with the webhook's secret."""
+        if not authorized:
+            self._send_json(401, {"error": "NO_AUTH_FOUND", "error_description": "Wrong authorization data"})
+            return
+        try:
+            name, content = portal.download_file(params)
+        except EmuError as exc:
+            self._send_json(exc.status, exc.body())
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(name)}")
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content)
 
     def _decode(self, query: str, body: bytes) -> tuple[dict[str, Any], EmuError | None]:
         """Query-string parameters, overlaid by the JSON or form body."""
@@ -191,6 +213,7 @@ class EmulatedPortal(Portal):
         server = _Server((self._host, self._port))
         server.portal = self
         self._server = server
+        self.state.base_url = f"http://{self._host}:{self.port}"  # urlMachine links point here
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"emu-{self.config.domain}", daemon=True)
         self._thread.start()
