@@ -61,7 +61,7 @@ def test_admin_api_needs_its_token_and_replays_dead_jobs(relay_env: RelayEnv) ->
     server = serve_in_thread(create_app(env.relay.config, env.store, admin_token=token))
     base = f"http://127.0.0.1:{server.server_port}/admin"
     try:
-        env.source.inject("command_error", method="crm.deal.get", times=1, code="ACCESS_DENIED",
+        env.source.inject("command_error", method="crm.deal.list", times=1, code="ACCESS_DENIED",
                           description="Access denied")
         deal_id = env.new_deal()
         env.event(deal_id)

@@ -100,3 +100,20 @@ def test_pacer_keeps_steady_state_free_of_503_and_recovers_after_forced_ones(tmp
         assert time.monotonic() - started < 20
     finally:
         stop(env)
+
+
+def test_a_round_reads_many_deals_per_command(relay_env: RelayEnv) -> None:
+    env = relay_env
+    deals = [env.new_deal(TITLE=f"Many {i}") for i in range(25)]
+    env.source.set_rows(deals[0], [{"PRODUCT_ID": 0, "PRODUCT_NAME": f"Row {i}", "PRICE": 1, "QUANTITY": 1}
+                                   for i in range(60)])  # more rows than one page
+    fire(env, deals)
+    env.source.reset_log()
+    env.settle()
+    reads = [r for r in env.source.requests if "crm.deal.list" in r.inner or "crm.item.productrow.list" in r.inner]
+    assert len(reads) == 2  # one batch for the deals and the first row pages, one for the rest of the rows
+    assert reads[0].inner.count("crm.deal.list") == 1 and reads[0].inner.count("crm.item.productrow.list") == 1
+    first = next(d for d in env.target.deals() if d["TITLE"].startswith("Many 0 "))
+    assert len(env.target.rows(int(first["ID"]))) == 60
+    others = [d for d in env.target.deals() if not d["TITLE"].startswith("Many 0 ")]
+    assert len(others) == 24 and all(len(env.target.rows(int(d["ID"]))) == 2 for d in others)

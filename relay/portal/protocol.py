@@ -137,6 +137,7 @@ class BatchReply:
 
     results: dict[str, Any]
     errors: dict[str, ApiError]
+    totals: dict[str, int] = field(default_factory=dict)  # ``result_total`` of list commands
 
     def get(self, name: str) -> Any:
         """The result of command ``name``; raises its error if it failed (or never ran)."""
@@ -172,4 +173,6 @@ def decode_batch(payload: Mapping[str, Any], commands: Mapping[str, Command]) ->
             )
         else:
             errors[name] = classify("", str(err), method=method, command=name)
-    return BatchReply(results={k: v for k, v in results.items() if k not in errors}, errors=errors)
+    totals = {k: int(v) for k, v in _section(outer.get("result_total")).items()
+              if isinstance(v, int) or (isinstance(v, str) and v.isdigit())}
+    return BatchReply(results={k: v for k, v in results.items() if k not in errors}, errors=errors, totals=totals)

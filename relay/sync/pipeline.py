@@ -46,7 +46,6 @@ from relay.errors import (
     ReplyLost,
     TargetMisconfigured,
     TransientError,
-    ValidationError,
 )
 from relay.mapping.deal import MappingSpec, TargetDeal, fingerprint, in_trigger, transform
 from relay.models import Job, Link
@@ -59,6 +58,8 @@ from relay.sync import notices
 from relay.sync.deliver import Deliverer
 from relay.sync.find import ORIGIN_LINK
 from relay.sync.outcome import Outcome, pack
+from relay.sync.read import Read
+from relay.sync.read import read as read_deals
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -142,41 +143,24 @@ class Pipeline:
         return [w.result for w in works]
 
     def _read(self, works: Sequence[_Work]) -> None:
+        """Read the round's deals and rows, many per command (:mod:`relay.sync.read`)."""
         by_source: dict[str, list[_Work]] = defaultdict(list)
         for w in works:
             by_source[w.source.id].append(w)
         for source_id, group in by_source.items():
-            for chunk in pack(group, lambda w: 2 if w.spec.products.enabled else 1):
-                cmds: dict[str, Command] = {}
-                for i, w in enumerate(chunk):
-                    cmds[f"d{i}"] = Command("crm.deal.get", {"id": w.job.deal_id})
-                    if w.spec.products.enabled:
-                        cmds[f"r{i}"] = Command("crm.deal.productrows.get", {"id": w.job.deal_id})
-                try:
-                    reply = self.sources[source_id].batch(cmds, write=False)
-                except RelayError as exc:
-                    for w in chunk:
-                        w.fail(exc)
-                    continue
-                for i, w in enumerate(chunk):
-                    self._take_read(w, reply, i)
+            answers = read_deals(self.sources[source_id], [w.job.deal_id for w in group], group[0].spec)
+            for w in group:
+                self._take_read(w, answers.get(w.job.deal_id))
 
-    def _take_read(self, w: _Work, reply: BatchReply, i: int) -> None:
-        try:
-            deal = reply.get(f"d{i}")
-            rows = reply.get(f"r{i}") if w.spec.products.enabled else []
-        except NotFound:
+    def _take_read(self, w: _Work, answer: Read | RelayError | None) -> None:
+        if isinstance(answer, RelayError):
+            w.fail(answer)
+        elif answer is None:
             w.result.status, w.result.outcome = "skipped", "source deal not found (deleted?)"
             w.result.notify = notices.robot_notice(deal_id=w.job.deal_id, event_tokens=w.job.event_tokens,
                                                    status="skipped", message="Not sent: the deal was not found.")
-            return
-        except RelayError as exc:
-            w.fail(exc)
-            return
-        if not isinstance(deal, dict) or not isinstance(rows, list):
-            w.fail(ValidationError("", "unexpected shape of crm.deal.get / productrows.get result", method="batch"))
-            return
-        w.result.deal, w.rows = deal, rows
+        else:
+            w.result.deal, w.rows = answer.deal, answer.rows
 
     def _plan(self, works: Sequence[_Work]) -> None:
         known = self.store.links([(w.source.id, w.job.deal_id) for w in works])

@@ -1,0 +1,147 @@
+"""Read many source deals per command: the deals of a round with ``crm.deal.list`` filtered by their
+ids, their product rows with one ``crm.item.productrow.list`` filtered by owner ids — 50 commands a
+``batch``, so one request reads up to 1,250 deals.
+
+* ``crm.deal.list`` takes ``@ID`` with an array; ``select`` ``*`` + ``UF_*`` leaves out multiple
+  custom fields, so the mapping's custom fields are named too; a page holds 50 deals, so one command
+  asks for at most 50 ids (``api-reference/crm/deals/crm-deal-list.md``).
+* ``crm.item.productrow.list`` requires ``=ownerType`` (``D`` for deals) and ``=ownerId``, which takes
+  an array; rows come 50 a page in camelCase, so one command asks for the rows of 25 deals, and pages
+  past the first are asked for in a second batch when ``total`` says there are more
+  (``api-reference/crm/universal/product-rows/crm-item-productrow-list.md``).
+  Rows are turned into the upper-case keys of ``crm.deal.productrows.get``, which the mapping uses.
+
+A deal missing from the list answer does not exist (any more): it is reported as ``None``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from relay.errors import RelayError
+from relay.mapping.deal import MappingSpec, parse_template
+from relay.portal.client import PortalClient
+from relay.portal.protocol import MAX_BATCH, BatchReply, Command
+
+PAGE = 50
+ROW_OWNERS = 25
+#: camelCase keys of crm.item.productrow.list -> the keys of crm.deal.productrows.get
+ROW_KEYS = {"id": "ID", "ownerId": "OWNER_ID", "productId": "PRODUCT_ID", "productName": "PRODUCT_NAME",
+            "price": "PRICE", "quantity": "QUANTITY", "discountTypeId": "DISCOUNT_TYPE_ID",
+            "discountRate": "DISCOUNT_RATE", "discountSum": "DISCOUNT_SUM", "taxRate": "TAX_RATE",
+            "taxIncluded": "TAX_INCLUDED", "measureCode": "MEASURE_CODE", "measureName": "MEASURE_NAME",
+            "sort": "SORT"}
+
+
+@dataclass(frozen=True)
+class Read:
+    """One source deal as read: its fields and product rows."""
+
+    deal: dict[str, Any]
+    rows: list[dict[str, Any]]
+
+
+Answer = Read | RelayError | None  # None: the deal does not exist
+
+
+def source_fields(spec: MappingSpec) -> list[str]:
+    """Custom fields the mapping reads (named in ``select``: ``UF_*`` leaves out multiple ones)."""
+    names: set[str] = set()
+    for fs in spec.fields.values():
+        if fs.from_:
+            names.add(fs.from_)
+        if fs.template:
+            names |= {ref for is_ref, ref in parse_template(fs.template) if is_ref}
+    return sorted(n for n in names if n.startswith("UF_"))
+
+
+def deal_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``crm.item.productrow.list`` row in ``crm.deal.productrows.get``'s keys."""
+    return {ROW_KEYS.get(k, k): v for k, v in row.items()}
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield list(items[i:i + size])
+
+
+def read(client: PortalClient, deal_ids: Sequence[str], spec: MappingSpec) -> dict[str, Answer]:
+    """Every deal of ``deal_ids`` with its rows (when the mapping relays rows), in few requests."""
+    ids = list(dict.fromkeys(deal_ids))
+    select = ["*", "UF_*", *source_fields(spec)]
+    cmds: dict[str, Command] = {}
+    groups: dict[str, list[str]] = {}
+    for n, group in enumerate(_chunks(ids, PAGE)):
+        groups[f"d{n}"] = group
+        cmds[f"d{n}"] = Command("crm.deal.list", {"filter": {"@ID": group}, "select": select,
+                                                  "order": {"ID": "ASC"}})
+    if spec.products.enabled:  # 25 owners a command: two rows a deal still fit one page
+        for n, group in enumerate(_chunks(ids, ROW_OWNERS)):
+            groups[f"r{n}"] = group
+            cmds[f"r{n}"] = _rows(group, 0)
+    out: dict[str, Answer] = {}
+    deals: dict[str, dict[str, Any]] = {}
+    rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    more: dict[str, Command] = {}
+    for name, reply in _run(client, cmds, groups, out):
+        result = reply.get(name)
+        if name.startswith("d"):
+            deals.update({str(d.get("ID")): d for d in result or [] if isinstance(d, dict)})
+            continue
+        _take_rows(result, rows)
+        total = reply.totals.get(name)
+        for start in range(PAGE, int(total or 0), PAGE):
+            more[f"{name}p{start}"] = _rows(groups[name], start)
+            groups[f"{name}p{start}"] = groups[name]
+    for name, reply in _run(client, more, groups, out):
+        _take_rows(reply.get(name), rows)
+    for deal_id in ids:
+        if deal_id in out:
+            continue
+        deal = deals.get(deal_id)
+        out[deal_id] = None if deal is None else Read(deal, sorted(
+            rows.get(deal_id, []), key=lambda r: (_number(r.get("SORT")), _number(r.get("ID")))))
+    return out
+
+
+def _rows(owner_ids: list[str], start: int) -> Command:
+    return Command("crm.item.productrow.list", {"filter": {"=ownerType": "D", "=ownerId": owner_ids},
+                                               "start": start})
+
+
+def _take_rows(result: Any, rows: dict[str, list[dict[str, Any]]]) -> None:
+    found = result.get("productRows") if isinstance(result, Mapping) else result
+    for row in found or []:
+        if isinstance(row, Mapping):
+            converted = deal_row(row)
+            rows[str(converted.get("OWNER_ID"))].append(converted)
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _run(client: PortalClient, cmds: Mapping[str, Command], groups: Mapping[str, list[str]],
+         out: dict[str, Answer]) -> Iterable[tuple[str, BatchReply]]:
+    """Send ``cmds`` 50 a batch; yield (command, reply) for those that answered; a failed request or
+    command marks its deals with the error in ``out``."""
+    names = list(cmds)
+    for i in range(0, len(names), MAX_BATCH):
+        chunk = {n: cmds[n] for n in names[i:i + MAX_BATCH]}
+        try:
+            reply = client.batch(chunk, write=False)
+        except RelayError as exc:
+            for n in chunk:
+                out.update({d: exc for d in groups[n] if d not in out})
+            continue
+        for n in chunk:
+            if n in reply.errors:
+                out.update({d: reply.errors[n] for d in groups[n] if d not in out})
+            else:
+                yield n, reply
