@@ -61,8 +61,9 @@ def test_admin_api_needs_its_token_and_replays_dead_jobs(relay_env: RelayEnv) ->
     server = serve_in_thread(create_app(env.relay.config, env.store, admin_token=token))
     base = f"http://127.0.0.1:{server.server_port}/admin"
     try:
-        env.source.inject("command_error", method="crm.deal.list", times=1, code="ACCESS_DENIED",
-                          description="Access denied")
+        for method in ("crm.deal.list", "crm.deal.get"):  # the list read, then the one-by-one read
+            env.source.inject("command_error", method=method, times=1, code="ACCESS_DENIED",
+                              description="Access denied")
         deal_id = env.new_deal()
         env.event(deal_id)
         env.settle()

@@ -117,3 +117,15 @@ def test_a_round_reads_many_deals_per_command(relay_env: RelayEnv) -> None:
     assert len(env.target.rows(int(first["ID"]))) == 60
     others = [d for d in env.target.deals() if not d["TITLE"].startswith("Many 0 ")]
     assert len(others) == 24 and all(len(env.target.rows(int(d["ID"]))) == 2 for d in others)
+
+
+def test_a_portal_refusing_the_list_read_is_read_one_by_one(relay_env: RelayEnv) -> None:
+    env = relay_env
+    deals = [env.new_deal(TITLE=f"Old portal {i}") for i in range(3)]
+    env.source.inject("command_error", method="crm.item.productrow.list", times=1, code="",
+                      description="Unknown method")  # a permanent refusal of the newer method
+    fire(env, deals)
+    env.settle()
+    assert len(env.target.deals()) == 3
+    assert all(len(env.target.rows(int(d["ID"]))) == 2 for d in env.target.deals())
+    assert env.source.count_requests() >= 1 and any("crm.deal.productrows.get" in r.inner for r in env.source.requests)

@@ -11,21 +11,26 @@ ids, their product rows with one ``crm.item.productrow.list`` filtered by owner 
   (``api-reference/crm/universal/product-rows/crm-item-productrow-list.md``).
   Rows are turned into the upper-case keys of ``crm.deal.productrows.get``, which the mapping uses.
 
-A deal missing from the list answer does not exist (any more): it is reported as ``None``.
+A deal missing from the list answer does not exist (any more): it is reported as ``None``.  When a
+portal refuses one of these list commands (a permanent error: an older portal, a changed filter rule),
+the deals concerned are read the classic way instead — ``crm.deal.get`` + ``crm.deal.productrows.get``,
+two commands a deal — so a portal that lacks the newer methods is slower, never stuck.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from relay.errors import RelayError
+from relay.errors import NotFound, PermanentError, RelayError
 from relay.mapping.deal import MappingSpec, parse_template
 from relay.portal.client import PortalClient
 from relay.portal.protocol import MAX_BATCH, BatchReply, Command
 
+log = logging.getLogger(__name__)
 PAGE = 50
 ROW_OWNERS = 25
 #: camelCase keys of crm.item.productrow.list -> the keys of crm.deal.productrows.get
@@ -98,6 +103,11 @@ def read(client: PortalClient, deal_ids: Sequence[str], spec: MappingSpec) -> di
             groups[f"{name}p{start}"] = groups[name]
     for name, reply in _run(client, more, groups, out):
         _take_rows(reply.get(name), rows)
+    legacy = [d for d, answer in out.items() if isinstance(answer, PermanentError)]
+    for d in legacy:
+        del out[d]
+    if legacy:
+        _read_one_by_one(client, legacy, spec, out, deals, rows)
     for deal_id in ids:
         if deal_id in out:
             continue
@@ -105,6 +115,26 @@ def read(client: PortalClient, deal_ids: Sequence[str], spec: MappingSpec) -> di
         out[deal_id] = None if deal is None else Read(deal, sorted(
             rows.get(deal_id, []), key=lambda r: (_number(r.get("SORT")), _number(r.get("ID")))))
     return out
+
+
+def _read_one_by_one(client: PortalClient, ids: list[str], spec: MappingSpec, out: dict[str, Answer],
+                     deals: dict[str, dict[str, Any]], rows: dict[str, list[dict[str, Any]]]) -> None:
+    """The classic read, two commands a deal (``crm-deal-get.md``, ``crm-deal-productrows-get.md``)."""
+    log.warning("source %s refused a list read; reading %d deal(s) one by one", client.name, len(ids))
+    cmds: dict[str, Command] = {}
+    groups: dict[str, list[str]] = {}
+    for deal_id in ids:
+        cmds[f"g{deal_id}"], groups[f"g{deal_id}"] = Command("crm.deal.get", {"id": deal_id}), [deal_id]
+        if spec.products.enabled:
+            cmds[f"p{deal_id}"] = Command("crm.deal.productrows.get", {"id": deal_id})
+            groups[f"p{deal_id}"] = [deal_id]
+    for name, reply in _run(client, cmds, groups, out, missing_ok=True):
+        result, deal_id = reply.get(name), name[1:]
+        if name.startswith("g") and isinstance(result, dict):
+            deals[deal_id] = result
+        elif isinstance(result, list):
+            rows[deal_id] = [dict(r) for r in result if isinstance(r, Mapping)]
+        rows.setdefault(deal_id, [])
 
 
 def _rows(owner_ids: list[str], start: int) -> Command:
@@ -128,9 +158,9 @@ def _number(value: Any) -> float:
 
 
 def _run(client: PortalClient, cmds: Mapping[str, Command], groups: Mapping[str, list[str]],
-         out: dict[str, Answer]) -> Iterable[tuple[str, BatchReply]]:
+         out: dict[str, Answer], missing_ok: bool = False) -> Iterable[tuple[str, BatchReply]]:
     """Send ``cmds`` 50 a batch; yield (command, reply) for those that answered; a failed request or
-    command marks its deals with the error in ``out``."""
+    command marks its deals with the error in ``out`` (``missing_ok``: "Not found" only skips)."""
     names = list(cmds)
     for i in range(0, len(names), MAX_BATCH):
         chunk = {n: cmds[n] for n in names[i:i + MAX_BATCH]}
@@ -141,6 +171,8 @@ def _run(client: PortalClient, cmds: Mapping[str, Command], groups: Mapping[str,
                 out.update({d: exc for d in groups[n] if d not in out})
             continue
         for n in chunk:
+            if n in reply.errors and missing_ok and isinstance(reply.errors[n], NotFound):
+                continue
             if n in reply.errors:
                 out.update({d: reply.errors[n] for d in groups[n] if d not in out})
             else:
