@@ -95,6 +95,18 @@ def _modified(deal: Mapping[str, Any]) -> str | None:
     return str(value) if value else None
 
 
+def _funnel_move(fields: dict[str, Any]) -> dict[str, Any]:
+    """Take ``CATEGORY_ID`` (and the ``STAGE_ID`` that goes with it) out of update fields, as the
+    ``crm.item.update`` fields that move a deal to that funnel — ``api-reference/crm/deals/crm-deal-update.md``
+    (the funnel cannot change there), ``api-reference/crm/universal/crm-item-update.md``."""
+    if "CATEGORY_ID" not in fields:
+        return {}
+    move = {"categoryId": fields.pop("CATEGORY_ID")}
+    if "STAGE_ID" in fields:
+        move["stageId"] = fields.pop("STAGE_ID")
+    return move
+
+
 class Pipeline:
     """Runs sync and notify jobs against the configured portals."""
 
@@ -260,6 +272,9 @@ class Pipeline:
             deal_ref: Any = Ref(f"a{i}")
         else:
             fields = {**w.target.update_fields, **stamp}
+            move = _funnel_move(fields)
+            if move:  # crm.deal.update ignores CATEGORY_ID; crm.item.update moves the deal
+                cmds[f"m{i}"] = Command("crm.item.update", {"entityTypeId": 2, "id": w.target_id, "fields": move})
             cmds[f"u{i}"] = Command("crm.deal.update", {"id": w.target_id, "fields": fields})
             deal_ref = w.target_id
         if w.target.rows is not None:
@@ -300,6 +315,8 @@ class Pipeline:
         else:
             try:
                 reply.get(f"u{i}")
+                if f"m{i}" in reply.results or f"m{i}" in reply.errors:
+                    reply.get(f"m{i}")
             except NotFound:  # deleted, or an extra copy removed by another relay: find the copy kept
                 lost = TransientError(f"target deal #{w.target_id} no longer exists; looking for another "
                                       "copy by the deal's stamp")
