@@ -82,3 +82,4 @@ class Transition:
     link: LinkFact | None = None
     forget_creating: bool = False  # drop the deal's "creating" mark
     link_lost: bool = False  # the linked target deal is gone: look the deal up by its stamp next time
+    unlink: bool = False  # forget the deal's link (its target deal was deleted by the relay)

@@ -203,7 +203,8 @@ class Worker:
                             job.deal_id, job.attempts, t.delay, t.error)
 
     def _transition(self, o: Outcome) -> Transition:
-        common: dict[str, Any] = {"link": o.link, "forget_creating": o.forget_creating, "link_lost": o.link_lost}
+        common: dict[str, Any] = {"link": o.link, "forget_creating": o.forget_creating, "link_lost": o.link_lost,
+                                  "unlink": o.unlink}
         if o.status == "done":
             return Transition(o.job, "done", outcome=o.outcome, target_deal_id=o.target_deal_id, notify=o.notify,
                               **common)

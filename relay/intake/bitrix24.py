@@ -35,6 +35,7 @@ from relay.errors import BadRequest, Forbidden
 from relay.phpquery import nest_mapping, nest_pairs, parse_query
 
 DEAL_EVENTS = frozenset({"ONCRMDEALADD", "ONCRMDEALUPDATE"})
+DELETE_EVENT = "ONCRMDEALDELETE"  # relayed only when the source's mapping sets deletes.source
 _DEAL_ID = re.compile(r"^[1-9][0-9]{0,18}$")
 _DOC_ID = re.compile(r"^DEAL_([1-9][0-9]{0,18})$")
 _FORM_TYPES = frozenset({"", "application/x-www-form-urlencoded", "text/plain"})
@@ -51,6 +52,7 @@ class SourceAuth:
     robot_key: str | None = None
     member_id: str | None = None
     domain: str | None = None
+    deletes: bool = False  # ONCRMDEALDELETE is relayed (the source's mapping has a delete policy)
 
 
 @dataclass(frozen=True)
@@ -247,14 +249,14 @@ def _authenticate(payload: Mapping[str, Any], key: str | None, source: SourceAut
     raise Forbidden("no credentials: expected auth[application_token] or ?key=")
 
 
-def _event(payload: Mapping[str, Any]) -> InboundCall:
+def _event(payload: Mapping[str, Any], deletes: bool = False) -> InboundCall:
     event = payload.get("event")
     if not isinstance(event, str):
         raise BadRequest(f"event must be a string, got {type(event).__name__}")
     name = event.strip().upper()
     if not name:
         raise BadRequest("event is empty")
-    if name not in DEAL_EVENTS:
+    if name not in DEAL_EVENTS and not (deletes and name == DELETE_EVENT):
         return InboundCall(kind="ignored", trigger=_shown(name, 64), note=f"event {_shown(name, 64)} is not relayed")
     data = payload.get("data")
     fields = data.get("FIELDS") if isinstance(data, Mapping) else None
@@ -288,4 +290,4 @@ def interpret(payload: Mapping[str, Any], key: str | None, source: SourceAuth) -
     if not is_event and not is_robot:
         raise BadRequest("body has neither 'event' nor 'document_id': not a Bitrix24 event or robot call")
     _authenticate(payload, key, source)
-    return _event(payload) if is_event else _robot(payload)
+    return _event(payload, source.deletes) if is_event else _robot(payload)

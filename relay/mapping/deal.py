@@ -234,6 +234,23 @@ class ProductsSpec(BaseModel):
     enabled: bool = True
 
 
+class DeletesSpec(BaseModel):
+    """What deletions do: ``source`` — what ``ONCRMDEALDELETE`` from the source does to the target
+    deal (``ignore``, ``comment`` on it, move it to ``stage``, ``delete`` it); ``target`` — a target deal
+    deleted on the ESB: the job is ``dead`` (with the ``relay unlink`` hint) or the deal is ``recreate``d."""
+
+    model_config = _STRICT
+    source: Literal["ignore", "comment", "stage", "delete"] = "ignore"
+    stage: str | None = None
+    target: Literal["dead", "recreate"] = "dead"
+
+    @model_validator(mode="after")
+    def _stage_given(self) -> DeletesSpec:
+        if self.source == "stage" and not self.stage:
+            raise problem("source: stage needs stage: <target stage id>, e.g. C3:LOSE")
+        return self
+
+
 class MappingSpec(BaseModel):
     """One source portal's mapping file, validated."""
 
@@ -244,8 +261,9 @@ class MappingSpec(BaseModel):
     tables: dict[str, Table] = {}
     products: ProductsSpec = ProductsSpec()
     link_field: LinkField
+    deletes: DeletesSpec = DeletesSpec()
 
-    @field_validator("trigger", "products", "tables", "create_only", mode="before")
+    @field_validator("trigger", "products", "tables", "create_only", "deletes", mode="before")
     @classmethod
     def _null_is_default(cls, value: Any, info: ValidationInfo) -> Any:
         if value is None:

@@ -50,7 +50,8 @@ class LinksMixin(StoreBase):
             again = [{"s": s, "d": d} for s, d in keys if (s, d) in existing]
             if again:  # a create sent again: its uncertainty window starts now
                 conn.execute(update(links).where(links.c.source_id == bindparam("s"), links.c.deal_id == bindparam("d"),
-                                                 links.c.state == "creating").values(updated_at=now), again)
+                                                 links.c.state.in_(("creating", "lost")))
+                             .values(state="creating", updated_at=now), again)
 
     def due_checks(self, limit: int, hold: float, now: float | None = None) -> list[Link]:
         """Take up to ``limit`` linked deals whose check for extra target copies is due; they are held
@@ -105,6 +106,10 @@ class LinksMixin(StoreBase):
                                    if t.link is None and t.forget_creating])
         self._upsert_links(conn, {(t.job.source_id, t.job.deal_id): t.link for t in transitions
                                   if t.link is not None}, now)
+        gone = [{"s": t.job.source_id, "d": t.job.deal_id} for t in transitions if t.unlink]
+        if gone:
+            conn.execute(links.delete().where(links.c.source_id == bindparam("s"), links.c.deal_id == bindparam("d")),
+                         gone)
         lost = [{"s": t.job.source_id, "d": t.job.deal_id, "now": now} for t in transitions if t.link_lost]
         if lost:
             conn.execute(update(links).where(links.c.source_id == bindparam("s"), links.c.deal_id == bindparam("d"))

@@ -27,6 +27,7 @@ class Outcome:
     link: LinkFact | None = None  # what the target now holds for this deal
     forget_creating: bool = False  # the target certainly created nothing: drop the "creating" mark
     link_lost: bool = False  # the linked target deal is gone: look the deal up by its stamp next time
+    unlink: bool = False  # the target deal was deleted on purpose: forget the link
 
 
 

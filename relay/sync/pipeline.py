@@ -81,6 +81,7 @@ class _Work:
     link: Link | None = None  # the store's link before this round
     extras: list[str] = field(default_factory=list)  # extra target copies found (newer than target_id)
     adopted: str = ""  # "created" (our earlier create landed) | "updated" (found, not linked here)
+    gone: bool = False  # the source deal was deleted (and the mapping has a delete policy)
 
     @property
     def open(self) -> bool:
@@ -93,6 +94,18 @@ class _Work:
 def _modified(deal: Mapping[str, Any]) -> str | None:
     value = deal.get("DATE_MODIFY")
     return str(value) if value else None
+
+
+def _on_source_delete(w: _Work) -> Command:
+    """The command that applies the mapping's ``deletes.source`` policy to the target deal."""
+    policy = w.spec.deletes
+    if policy.source == "comment":
+        return Command("crm.timeline.comment.add", {"fields": {
+            "ENTITY_ID": w.target_id, "ENTITY_TYPE": "deal",
+            "COMMENT": f"[b24relay] Deal #{w.job.deal_id} was deleted on the partner portal ({w.source.id})."}})
+    if policy.source == "stage":
+        return Command("crm.deal.update", {"id": w.target_id, "fields": {"STAGE_ID": policy.stage}})
+    return Command("crm.deal.delete", {"id": w.target_id})
 
 
 def _funnel_move(fields: dict[str, Any]) -> dict[str, Any]:
@@ -151,7 +164,7 @@ class Pipeline:
                 if w.job.id not in mine:
                     w.fail(TransientError("lease lost: another worker took this job over"))
         self._find([w for w in works if w.open and w.action == "find"])
-        self._write([w for w in works if w.open and w.action in ("create", "update")])
+        self._write([w for w in works if w.open and w.action in ("create", "update", "gone")])
         return [w.result for w in works]
 
     def _read(self, works: Sequence[_Work]) -> None:
@@ -167,6 +180,8 @@ class Pipeline:
     def _take_read(self, w: _Work, answer: Read | RelayError | None) -> None:
         if isinstance(answer, RelayError):
             w.fail(answer)
+        elif answer is None and w.spec.deletes.source != "ignore":
+            w.gone = True  # deleted on the source: the delete policy acts on its target deal (plan)
         elif answer is None:
             w.result.status, w.result.outcome = "skipped", "source deal not found (deleted?)"
             w.result.notify = notices.robot_notice(deal_id=w.job.deal_id, event_tokens=w.job.event_tokens,
@@ -177,6 +192,9 @@ class Pipeline:
     def _plan(self, works: Sequence[_Work]) -> None:
         known = self.store.links([(w.source.id, w.job.deal_id) for w in works])
         for w in works:
+            if w.gone:
+                self._plan_gone(w, known.get((w.source.id, w.job.deal_id)))
+                continue
             deal = w.result.deal or {}
             if not in_trigger(deal, w.spec):
                 w.result.status = "skipped"
@@ -203,6 +221,15 @@ class Pipeline:
                     target_deal_id=link.target_deal_id, message=f"ESB deal #{link.target_deal_id} is up to date.")
             else:
                 w.action, w.target_id = "update", link.target_deal_id
+
+    @staticmethod
+    def _plan_gone(w: _Work, link: Link | None) -> None:
+        if link is None or link.state != "linked" or not link.target_deal_id:
+            w.result.status, w.result.outcome = "skipped", "source deal deleted; it has no target deal"
+            w.result.notify = notices.robot_notice(deal_id=w.job.deal_id, event_tokens=w.job.event_tokens,
+                                                   status="skipped", message="Not sent: the deal was deleted.")
+        else:
+            w.action, w.target_id = "gone", link.target_deal_id
 
     # --- target checks -----------------------------------------------------------------------
 
@@ -242,6 +269,11 @@ class Pipeline:
                 log.info("found target deal %s for %s/%s%s", w.target_id, w.source.id, w.job.deal_id,
                          f" and {len(w.extras)} extra copies" if w.extras else "")
                 continue
+            if w.link is not None and w.link.state == "lost" and w.spec.deletes.target == "recreate":
+                log.warning("target deal #%s of %s/%s was deleted on the target; creating it again (deletes.target:"
+                            " recreate)", w.link.target_deal_id, w.source.id, w.job.deal_id)
+                w.action = "create"
+                continue
             if w.link is not None and w.link.state == "lost":
                 w.fail(NotFound("", f"target deal #{w.link.target_deal_id} no longer exists on the target portal "
                                     f"and no other copy carries the stamp (run `relay unlink {w.source.id} "
@@ -263,6 +295,8 @@ class Pipeline:
     # --- write -------------------------------------------------------------------------------
 
     def _commands(self, w: _Work, i: int) -> dict[str, Command]:
+        if w.action == "gone":
+            return {f"g{i}": _on_source_delete(w)}
         assert w.target is not None
         cmds: dict[str, Command] = {}
         stamp = self._wanted(w).stamp
@@ -304,6 +338,18 @@ class Pipeline:
                 self._take_write(w, reply, i)
 
     def _take_write(self, w: _Work, reply: BatchReply, i: int) -> None:
+        if w.action == "gone":
+            policy = w.spec.deletes.source
+            try:
+                reply.get(f"g{i}")
+            except NotFound:
+                pass  # the target deal is gone already
+            except RelayError as exc:
+                w.fail(exc)
+                return
+            w.result.outcome, w.result.target_deal_id = f"source deleted: {policy}", w.target_id
+            w.result.unlink = policy == "delete"
+            return
         assert w.target is not None
         if w.action == "create":
             try:

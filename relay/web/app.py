@@ -37,6 +37,7 @@ def _auth(config: RelayConfig, source_id: str) -> SourceAuth:
         robot_key=src.robot_key.get_secret_value() if src.robot_key else None,
         member_id=src.member_id,
         domain=src.domain,
+        deletes=config.mappings[src.id].deletes.source != "ignore",
     )
 
 
