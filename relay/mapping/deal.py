@@ -262,12 +262,15 @@ class MappingSpec(BaseModel):
     products: ProductsSpec = ProductsSpec()
     link_field: LinkField
     deletes: DeletesSpec = DeletesSpec()
+    #: source fields that mark a deal another relay created here (e.g. the link field of a relay
+    #: running the other way): a deal with any of them filled is never relayed back
+    relayed_marks: tuple[SourceField, ...] = ()
 
-    @field_validator("trigger", "products", "tables", "create_only", "deletes", mode="before")
+    @field_validator("trigger", "products", "tables", "create_only", "deletes", "relayed_marks", mode="before")
     @classmethod
     def _null_is_default(cls, value: Any, info: ValidationInfo) -> Any:
         if value is None:
-            return [] if info.field_name == "create_only" else {}
+            return [] if info.field_name in ("create_only", "relayed_marks") else {}
         return value
 
     @model_validator(mode="after")
@@ -308,6 +311,19 @@ def load_mapping(path: Path, env: Mapping[str, str]) -> MappingSpec:
 
 
 # --- run time ------------------------------------------------------------------------------------
+
+
+def relayed_mark(deal: Mapping[str, Any], spec: MappingSpec) -> str | None:
+    """Why this source deal is itself a relay's copy (so it is not relayed back), or None:
+    ``ORIGINATOR_ID`` ``b24relay:…`` (the ORIGIN_ID stamp) or a filled ``relayed_marks`` field."""
+    originator = str(deal.get("ORIGINATOR_ID") or "")
+    if originator.startswith("b24relay:"):
+        return f"ORIGINATOR_ID {originator}"
+    for name in spec.relayed_marks:
+        value = deal.get(name)
+        if value not in (None, "", [], False):
+            return f"{name} is filled"
+    return None
 
 
 def in_trigger(deal: Mapping[str, Any], spec: MappingSpec) -> bool:

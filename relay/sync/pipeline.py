@@ -47,7 +47,7 @@ from relay.errors import (
     TargetMisconfigured,
     TransientError,
 )
-from relay.mapping.deal import MappingSpec, TargetDeal, fingerprint, in_trigger, transform
+from relay.mapping.deal import MappingSpec, TargetDeal, fingerprint, in_trigger, relayed_mark, transform
 from relay.models import Job, Link
 from relay.phpquery import Ref
 from relay.portal.client import PortalClient
@@ -196,6 +196,12 @@ class Pipeline:
                 self._plan_gone(w, known.get((w.source.id, w.job.deal_id)))
                 continue
             deal = w.result.deal or {}
+            mark = relayed_mark(deal, w.spec)
+            if mark is not None:  # a copy some relay made here: never relayed back to its origin
+                w.result.status, w.result.outcome = "skipped", f"created by a relay ({mark}); not relayed back"
+                w.result.notify = notices.robot_notice(deal_id=w.job.deal_id, event_tokens=w.job.event_tokens,
+                                                       status="skipped", message=f"Not sent: {w.result.outcome}.")
+                continue
             if not in_trigger(deal, w.spec):
                 w.result.status = "skipped"
                 w.result.outcome = f"stage {deal.get('STAGE_ID')!s} is not a trigger stage"

@@ -60,6 +60,7 @@ def source_fields(spec: MappingSpec) -> list[str]:
             names.add(fs.from_)
         if fs.template:
             names |= {ref for is_ref, ref in parse_template(fs.template) if is_ref}
+    names |= set(spec.relayed_marks)
     return sorted(n for n in names if n.startswith("UF_"))
 
 
