@@ -70,23 +70,23 @@ def _test(op: str, wanted: Any, tz: timezone) -> Test:
     return lambda v: v not in (None, "") and compare(v, wanted, tz) in sign
 
 
-def build_filter(config: PortalConfig, raw: Any, tz: timezone) -> Callable[[Mapping[str, Any]], bool]:
-    """Compile a ``filter`` parameter into a predicate over stored deals."""
+def compile_filter(raw: Any, tz: timezone, known: Callable[[str], bool],
+                   column: Callable[[Mapping[str, Any], str], Any]) -> Callable[[Mapping[str, Any]], bool]:
+    """Compile a ``filter`` parameter into a predicate over stored records: keys whose field is not
+    ``known`` are silently ignored, like Bitrix24 (a typo filters nothing); ``column`` reads a field."""
     if raw in (None, "", []):
-        return lambda _deal: True
+        return lambda _record: True
     if not isinstance(raw, Mapping):
         raise validation("Parameter 'filter' must be array.")
     tests: list[tuple[str, bool, Test]] = []
     for key, wanted in raw.items():
         op, name = split_key(str(key))
-        if not is_known(config, name):
-            continue  # silently ignored, like Bitrix24: a typo filters nothing
-        negative = op in ("!", "!=", "!@")
-        tests.append((name, negative, _test(op, wanted, tz)))
+        if known(name):
+            tests.append((name, op in ("!", "!=", "!@"), _test(op, wanted, tz)))
 
-    def matches(deal: Mapping[str, Any]) -> bool:
+    def matches(record: Mapping[str, Any]) -> bool:
         for name, negative, test in tests:
-            value = deal.get(name)
+            value = column(record, name)
             if isinstance(value, list):  # multiple field: any item matches (all, when negated)
                 ok = all(map(test, value)) if negative else any(map(test, value))
             else:
@@ -96,6 +96,11 @@ def build_filter(config: PortalConfig, raw: Any, tz: timezone) -> Callable[[Mapp
         return True
 
     return matches
+
+
+def build_filter(config: PortalConfig, raw: Any, tz: timezone) -> Callable[[Mapping[str, Any]], bool]:
+    """Compile a ``filter`` parameter into a predicate over stored deals."""
+    return compile_filter(raw, tz, lambda name: is_known(config, name), lambda deal, name: deal.get(name))
 
 
 def resolve_select(config: PortalConfig, raw: Any) -> list[str]:

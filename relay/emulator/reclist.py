@@ -17,8 +17,7 @@ from datetime import timezone
 from typing import Any
 
 from relay.emulator.core import Reply, param, validation
-from relay.emulator.listing import PAGE_SIZE, split_key
-from relay.emulator.listing import _test as value_test  # the operator semantics of crm.deal.list
+from relay.emulator.listing import PAGE_SIZE, compile_filter
 from relay.emulator.values import intval, php_str, sort_key
 
 
@@ -43,28 +42,8 @@ def _column(record: Mapping[str, Any], name: str, multi: Sequence[str]) -> Any:
 
 
 def _filter(cat: Catalogue, raw: Any, tz: timezone) -> Callable[[Mapping[str, Any]], bool]:
-    if raw in (None, "", []):
-        return lambda _record: True
-    if not isinstance(raw, Mapping):
-        raise validation("Parameter 'filter' must be array.")
-    tests = []
-    for key, wanted in raw.items():
-        op, name = split_key(str(key))
-        if cat.known(name):
-            tests.append((name, op in ("!", "!=", "!@"), value_test(op, wanted, tz)))
-
-    def matches(record: Mapping[str, Any]) -> bool:
-        for name, negative, test in tests:
-            value = _column(record, name, cat.multi)
-            if isinstance(value, list):
-                ok = all(map(test, value)) if negative else any(map(test, value))
-            else:
-                ok = test(value)
-            if not ok:
-                return False
-        return True
-
-    return matches
+    """The filter semantics of ``crm.deal.list``; a multi-field is matched by its values."""
+    return compile_filter(raw, tz, cat.known, lambda record, name: _column(record, name, cat.multi))
 
 
 def _select(cat: Catalogue, raw: Any) -> list[str]:

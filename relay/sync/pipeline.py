@@ -53,8 +53,8 @@ from relay.phpquery import Ref
 from relay.portal.client import PortalClient
 from relay.portal.protocol import BatchReply, Command
 from relay.store import Store
+from relay.sync import copies, notices
 from relay.sync import find as lookup
-from relay.sync import notices
 from relay.sync.deliver import Deliverer
 from relay.sync.find import ORIGIN_LINK
 from relay.sync.outcome import Outcome, pack
@@ -402,59 +402,14 @@ class Pipeline:
 
     def _report_extras(self, w: _Work, reply: BatchReply, i: int) -> None:
         for n, extra in enumerate(w.extras):
-            deleted = False
-            if self.config.target.duplicates == "delete":
-                try:
-                    reply.get(f"x{i}_{n}")
-                    deleted = True
-                except NotFound:
-                    deleted = True  # someone (another relay) removed it first
-                except RelayError as exc:
-                    log.warning("could not delete extra copy #%s of %s/%s: %s", extra, w.source.id,
-                                w.job.deal_id, exc)
-            log.warning("source deal %s/%s had an extra copy on the target: #%s (%s); kept #%s", w.source.id,
-                        w.job.deal_id, extra, "deleted" if deleted else "left in place", w.target_id)
+            deleted = self.config.target.duplicates == "delete" and copies.deleted(reply, f"x{i}_{n}", extra)
+            copies.report(w.source.id, w.job.deal_id, extra, "deleted" if deleted else "left in place", w.target_id)
 
     # --- checks after creates ----------------------------------------------------------------
 
     def check_copies(self, links: Sequence[Link]) -> dict[tuple[str, str], str | None]:
-        """Look for extra target copies of freshly created deals; keep the oldest, delete (or report)
-        the others.  Returns, per checked deal, the target deal to link to (None: unchanged); deals
-        whose check failed are left out (their check is due again later)."""
-        wanted = []
-        for lk in links:
-            source, spec = self.config.source(lk.source_id), self.config.mappings.get(lk.source_id)
-            if source is not None and spec is not None:
-                wanted.append((lk, lookup.Wanted((lk.source_id, lk.deal_id), spec.link_field, source.link_prefix)))
-        found = lookup.find(self.target, [w for _lk, w in wanted])
-        results: dict[tuple[str, str], str | None] = {}
-        deletes: dict[str, Command] = {}
-        for lk, w in wanted:
-            hits = found.get(w.key)
-            if isinstance(hits, RelayError) or hits is None:
-                continue
-            keep = hits[0] if hits else lk.target_deal_id
-            results[w.key] = keep if keep != lk.target_deal_id else None
-            for extra in hits[1:]:
-                log.warning("source deal %s/%s had an extra copy on the target: #%s (%s); kept #%s", lk.source_id,
-                            lk.deal_id, extra, self.config.target.duplicates, keep)
-                if self.config.target.duplicates == "delete":
-                    deletes[f"x{len(deletes)}"] = Command("crm.deal.delete", {"id": extra})
-        for group in pack(list(deletes.items()), lambda _item: 1):
-            try:
-                reply = self.target.batch(dict(group), write=True)
-            except RelayError as exc:
-                log.warning("could not delete %d extra copies: %s (they are reported again at the next check)",
-                            len(group), exc)
-                continue
-            for name, cmd in group:
-                try:
-                    reply.get(name)
-                except NotFound:
-                    pass
-                except RelayError as exc:
-                    log.warning("could not delete extra copy #%s: %s", cmd.params["id"], exc)
-        return results
+        """Look for extra target copies of freshly created deals (:func:`relay.sync.copies.check`)."""
+        return copies.check(self.config, self.target, links)
 
     # --- notify ------------------------------------------------------------------------------
 
