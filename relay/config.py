@@ -115,7 +115,7 @@ class WorkerConfig(_Model):
     backoff_max: Annotated[float, Field(gt=0, le=86400)] = 120.0
     lease_seconds: Annotated[float, Field(ge=1, le=3600)] = 120.0
     poll_interval: Annotated[float, Field(gt=0, le=60)] = 1.0
-    batch_size: Annotated[int, Field(ge=1, le=1000)] = 200
+    batch_size: Annotated[int, Field(ge=1, le=1000)] = 500
     linger: Annotated[float, Field(ge=0, le=5)] = 0.2
     threads: Annotated[int, Field(ge=1, le=32)] = 1
 

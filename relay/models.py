@@ -57,6 +57,7 @@ class Link:
     fingerprint: str | None = None
     source_modified: str | None = None  # the source deal's DATE_MODIFY when last relayed
     updated_at: float = 0.0  # for ``creating``: when the create was sent
+    files: str | None = None  # print of the source files last sent with the deal
 
 
 @dataclass(frozen=True)
@@ -83,3 +84,4 @@ class Transition:
     forget_creating: bool = False  # drop the deal's "creating" mark
     link_lost: bool = False  # the linked target deal is gone: look the deal up by its stamp next time
     unlink: bool = False  # forget the deal's link (its target deal was deleted by the relay)
+    files: str | None = None  # print of the source files now on the target deal (relay.mapping.files)

@@ -204,7 +204,7 @@ class Worker:
 
     def _transition(self, o: Outcome) -> Transition:
         common: dict[str, Any] = {"link": o.link, "forget_creating": o.forget_creating, "link_lost": o.link_lost,
-                                  "unlink": o.unlink}
+                                  "files": o.files, "unlink": o.unlink}
         if o.status == "done":
             return Transition(o.job, "done", outcome=o.outcome, target_deal_id=o.target_deal_id, notify=o.notify,
                               **common)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import requests
 from relay.boot import Relay, build
 from relay.config import load_config
 from relay.emulator import EmulatedPortal, default_source_config, default_target_config
+from relay.emulator.config import PortalConfig
 from relay.store import Store, jobs
 from relay.web.app import serve_in_thread
 
@@ -137,9 +139,12 @@ class RelayEnv:
 
 def start(tmp: Path, *, mapping: str | None = None, extra: str = "", rate: float = 50.0, burst: int = 50,
           batch_size: int = 25, database_url: str | None = None, create_margin: float = 0.5,
-          lease_seconds: float = 30) -> RelayEnv:
-    """Start portals and a relay; the caller stops them with stop()."""
+          lease_seconds: float = 30, portals: Callable[[PortalConfig, PortalConfig], None] | None = None) -> RelayEnv:
+    """Start portals and a relay; the caller stops them with stop().  ``portals`` may change the
+    source's and target's emulator configuration first (e.g. declare custom fields)."""
     scfg, tcfg = default_source_config(), default_target_config()
+    if portals is not None:
+        portals(scfg, tcfg)
     scfg.secret, tcfg.secret = SOURCE_SECRET, TARGET_SECRET
     for cfg in (scfg, tcfg):
         cfg.rate, cfg.burst = rate, burst

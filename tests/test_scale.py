@@ -91,6 +91,27 @@ def running_pids(env: RelayEnv) -> set[int]:
     return {int(o.split(":")[1]) for o in owners if o and o.count(":") >= 2}
 
 
+def sigkill_loop(env: RelayEnv, workers: list[subprocess.Popen[bytes]], log: Path, rng: random.Random,
+                 kills: int, seconds: float) -> int:
+    """SIGKILL a worker at a random moment inside a job, ``kills`` times (or for ``seconds``), each
+    replaced by a new one; returns the number of kills."""
+    done = 0
+    deadline = time.monotonic() + seconds
+    while done < kills and time.monotonic() < deadline:
+        busy = running_pids(env) & {w.pid for w in workers}
+        if not busy:
+            time.sleep(0.02)
+            continue
+        time.sleep(rng.uniform(0.0, 0.3))  # a random moment inside the job
+        pid = rng.choice(sorted(busy))
+        victim = next(i for i, w in enumerate(workers) if w.pid == pid)
+        workers[victim].send_signal(signal.SIGKILL)
+        workers[victim].wait(10)
+        done += 1
+        workers[victim] = spawn_worker(env, log)
+    return done
+
+
 def test_sigkill_at_random_moments_never_duplicates_or_loses(tmp_path: Path, postgres_url: str) -> None:
     env = start(tmp_path, rate=100.0, burst=5000, batch_size=5, database_url=postgres_url, extra=NO_SWEEP)
     cfg = env.config_path.read_text().replace("lease_seconds: 30", "lease_seconds: 5").replace(
@@ -120,19 +141,7 @@ def test_sigkill_at_random_moments_never_duplicates_or_loses(tmp_path: Path, pos
 
         sender = threading.Thread(target=send, daemon=True)
         sender.start()
-        deadline = time.monotonic() + 180
-        while kills < 30 and time.monotonic() < deadline:
-            busy = running_pids(env) & {w.pid for w in workers}
-            if not busy:
-                time.sleep(0.02)
-                continue
-            time.sleep(rng.uniform(0.0, 0.3))  # a random moment inside the job
-            pid = rng.choice(sorted(busy))
-            victim = next(i for i, w in enumerate(workers) if w.pid == pid)
-            workers[victim].send_signal(signal.SIGKILL)
-            workers[victim].wait(10)
-            kills += 1
-            workers[victim] = spawn_worker(env, log)
+        kills = sigkill_loop(env, workers, log, rng, 30, 180)
         stop_sending.set()
         sender.join(10)
         wait_settled(env, 200, 120)

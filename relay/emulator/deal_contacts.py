@@ -81,7 +81,8 @@ def _id_list(value: Any) -> list[int]:
     return [i for i in (intval(v) for v in items) if i > 0]
 
 
-def _apply_deal_fields(state: PortalState, deal_id: int, fields: Any) -> None:
+def apply_deal_fields(state: PortalState, deal_id: int, fields: Any) -> None:
+    """Bind the contacts a deal write names (``CONTACT_IDS``, or ``CONTACT_ID`` alone)."""
     if not isinstance(fields, Mapping):
         return
     if "CONTACT_IDS" in fields:
@@ -93,14 +94,14 @@ def _apply_deal_fields(state: PortalState, deal_id: int, fields: Any) -> None:
 def deal_add(state: PortalState, params: Mapping[str, Any]) -> Reply:
     """``crm.deal.add`` plus ``CONTACT_IDS`` bindings — ``api-reference/crm/deals/crm-deal-add.md``."""
     reply = crm_methods.deal_add(state, params)
-    _apply_deal_fields(state, int(reply.value), param(params, "fields"))
+    apply_deal_fields(state, int(reply.value), param(params, "fields"))
     return reply
 
 
 def deal_update(state: PortalState, params: Mapping[str, Any]) -> Reply:
     """``crm.deal.update`` plus ``CONTACT_IDS`` bindings — ``api-reference/crm/deals/crm-deal-update.md``."""
     reply = crm_methods.deal_update(state, params)
-    _apply_deal_fields(state, int(strict_id(param(params, "id")) or 0), param(params, "fields"))
+    apply_deal_fields(state, int(strict_id(param(params, "id")) or 0), param(params, "fields"))
     return reply
 
 

@@ -96,6 +96,7 @@ class Portal(PipelineMixin, OutgoingMixin):
         """Create a deal as a portal user would (validated; may set DATE_CREATE etc.); returns its id."""
         with self._lock:
             deal_id = deals.create_deal(self.state, dict(fields), trusted=True)
+            deal_contacts.apply_deal_fields(self.state, deal_id, fields)
             if rows:
                 try:
                     product_rows.set_rows(self.state, deal_id, rows)
@@ -110,6 +111,7 @@ class Portal(PipelineMixin, OutgoingMixin):
         """Edit a deal as a user (fires ``ONCRMDEALUPDATE`` to bound handlers)."""
         with self._lock:
             deals.update_deal(self.state, int(deal_id), dict(fields), trusted=True, actor=by_user)
+            deal_contacts.apply_deal_fields(self.state, int(deal_id), fields)
         self._fire_changes("user")
 
     def move_deal(self, deal_id: int, category: int, stage: str | None = None) -> None:

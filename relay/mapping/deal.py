@@ -39,7 +39,7 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -58,6 +58,7 @@ from pydantic import (
 
 from relay import yamlconf
 from relay.errors import MappingError
+from relay.mapping.files import FilesSpec
 from relay.yamlconf import normalize_dict, problem, raise_problems, scalar_text
 
 _UPPER = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -251,6 +252,64 @@ class DeletesSpec(BaseModel):
         return self
 
 
+MatchRule = Literal["stamp", "phone", "email", "title"]
+
+
+class RequisiteMatch(BaseModel):
+    """``{requisite: RQ_INN}``: a target record whose requisite holds the same value is the same client."""
+
+    model_config = _STRICT
+    requisite: Annotated[str, _matching(re.compile(r"^RQ_[A-Z0-9_]+$"), "{!r} is not a requisite field (RQ_INN, "
+                                                                          "RQ_EDRPOU, ...)")]
+
+
+class RequisiteCopy(BaseModel):
+    """Copy the source record's first requisite (these ``fields``) to a record the relay creates."""
+
+    model_config = _STRICT
+    preset_id: Annotated[int, Field(ge=1)]
+    fields: tuple[Annotated[str, _matching(re.compile(r"^RQ_[A-Z0-9_]+$"), "{!r} is not a requisite field")], ...]
+
+
+class ClientSpec(BaseModel):
+    """How the deal's company (``company:``) or contacts (``contacts:``) are relayed with it.
+
+    ``match``: how an existing target record is found before one is created — ``stamp`` (a record
+    the relay created: ``ORIGINATOR_ID`` + ``ORIGIN_ID``), ``{requisite: RQ_INN}`` (tax id in the
+    requisites), ``phone`` / ``email`` (``crm.duplicate.findbycomm``), ``title`` (companies: the exact
+    title); ``on_match``: ``link`` (point the deal at it, never write to it), ``update`` (link and keep it
+    equal to the source's), ``create`` (ignore the match), ``fail`` (the deal fails with the reason)."""
+
+    model_config = _STRICT
+    fields: dict[TargetField, FieldSpec]
+    create_only: tuple[str, ...] = ()
+    match: tuple[MatchRule | RequisiteMatch, ...] = ("stamp",)
+    on_match: Literal["link", "update", "create", "fail"] = "link"
+    requisite: RequisiteCopy | None = None
+
+    @field_validator("create_only", "match", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return () if value is None else value
+
+    @model_validator(mode="after")
+    def _checks(self) -> ClientSpec:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for index, name in enumerate(self.create_only):
+            if name not in self.fields:
+                problems.append((("create_only", index), f"{name} is not a key of fields"))
+        for name in ("ORIGINATOR_ID", "ORIGIN_ID"):
+            if name in self.fields:
+                problems.append((("fields", name), f"{name} is written by the relay (the record's stamp)"))
+        raise_problems(problems, "ClientSpec")
+        return self
+
+    @property
+    def rules(self) -> list[str]:
+        """Match rules as text: ``stamp``, ``requisite:RQ_INN``, ``phone``…"""
+        return [r if isinstance(r, str) else f"requisite:{r.requisite}" for r in self.match]
+
+
 class MappingSpec(BaseModel):
     """One source portal's mapping file, validated."""
 
@@ -265,8 +324,14 @@ class MappingSpec(BaseModel):
     #: source fields that mark a deal another relay created here (e.g. the link field of a relay
     #: running the other way): a deal with any of them filled is never relayed back
     relayed_marks: tuple[SourceField, ...] = ()
+    #: the deal's company and contacts travel with it (target ``COMPANY_ID`` / ``CONTACT_IDS``)
+    company: ClientSpec | None = None
+    contacts: ClientSpec | None = None
+    #: file fields travel with the deal
+    files: FilesSpec = FilesSpec()
 
-    @field_validator("trigger", "products", "tables", "create_only", "deletes", "relayed_marks", mode="before")
+    @field_validator("trigger", "products", "tables", "create_only", "deletes", "relayed_marks", "files",
+                     mode="before")
     @classmethod
     def _null_is_default(cls, value: Any, info: ValidationInfo) -> Any:
         if value is None:
@@ -279,9 +344,18 @@ class MappingSpec(BaseModel):
         for index, name in enumerate(self.create_only):
             if name not in self.fields:
                 problems.append((("create_only", index), f"{name} is not a key of fields"))
-        for name, spec in self.fields.items():
-            if isinstance(spec.map, str) and spec.map not in self.tables:
-                problems.append((("fields", name, "map"), f"no table {spec.map!r} in tables"))
+        sections: list[tuple[tuple[str, ...], dict[str, FieldSpec]]] = [((), dict(self.fields))]
+        sections += [((part,), sect.fields) for part, sect in (("company", self.company),
+                                                                ("contacts", self.contacts)) if sect]
+        for where, fields in sections:
+            for name, spec in fields.items():
+                if isinstance(spec.map, str) and spec.map not in self.tables:
+                    problems.append(((*where, "fields", name, "map"), f"no table {spec.map!r} in tables"))
+        owned = {"COMPANY_ID": self.company, "CONTACT_ID": self.contacts, "CONTACT_IDS": self.contacts}
+        for name, section in owned.items():
+            if section is not None and name in self.fields:
+                problems.append((("fields", name), f"{name} is filled by the relay from the "
+                                 f"{'company' if name == 'COMPANY_ID' else 'contacts'} section; remove it"))
         pair = ("ORIGINATOR_ID", "ORIGIN_ID")
         for name in pair if self.link_field == "ORIGIN_ID" else (self.link_field,):
             if name in self.fields:
@@ -341,21 +415,34 @@ def transform(deal: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], spec: 
     """Translate a source deal and its product rows; ``MappingError`` if a value has no mapping.
 
     ``fields`` (create) hold no empty values; ``update_fields`` clear them (:data:`CLEAR`)."""
-    values = {name: _field_value(name, fs, deal, spec, source) for name, fs in spec.fields.items()}
-    unknown = {name for name, fs in spec.fields.items()
-               if fs.kind == "from" and fs.from_ not in deal and not fs.has_default}
+    extra: dict[str, Any] = {}
     create_only = set(spec.create_only)
     if carries_manual(spec) and MANUAL in deal:
-        values[MANUAL] = "Y" if str(deal[MANUAL]).strip().upper() in ("Y", "1", "TRUE") else "N"
+        extra[MANUAL] = "Y" if str(deal[MANUAL]).strip().upper() in ("Y", "1", "TRUE") else "N"
         if "OPPORTUNITY" in create_only:
             create_only.add(MANUAL)  # the amount is the target's after creation, so is its mode
-    fields = {k: v for k, v in values.items() if not _is_empty(v)}
-    update = {k: copy.deepcopy(v) if not _is_empty(v) else _clear(v)
-              for k, v in values.items() if k not in create_only and k not in unknown}
+    fields, update = map_fields(deal, spec.fields, create_only, spec, source, extra)
     target_rows = None
     if spec.products.enabled:
         target_rows = [_row(i, row, spec.products) for i, row in enumerate(rows or ())]
     return TargetDeal(fields=fields, update_fields=update, rows=target_rows)
+
+
+def map_fields(record: Mapping[str, Any], specs: Mapping[str, FieldSpec], create_only: Collection[str],
+               spec: MappingSpec, source: Mapping[str, str], extra: Mapping[str, Any] | None = None,
+               ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A record's mapped fields: (create fields without empty values, update fields with clears).
+
+    ``extra`` values are added as they are; a ``from`` field absent from the record is unknown and
+    left out of the update."""
+    values = {name: _field_value(name, fs, record, spec, source) for name, fs in specs.items()}
+    values.update(extra or {})
+    unknown = {name for name, fs in specs.items()
+               if fs.kind == "from" and fs.from_ not in record and not fs.has_default}
+    fields = {k: v for k, v in values.items() if not _is_empty(v)}
+    update = {k: copy.deepcopy(v) if not _is_empty(v) else _clear(v)
+              for k, v in values.items() if k not in create_only and k not in unknown}
+    return fields, update
 
 
 def fingerprint(target: TargetDeal) -> str:

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
@@ -30,6 +30,7 @@ from relay import __version__
 from relay.errors import (
     NetworkError,
     OperationTimeLimit,
+    PermanentError,
     QueryLimitExceeded,
     ReplyLost,
     ServerError,
@@ -159,3 +160,58 @@ class PortalClient:
         params = batch_params(commands, halt=halt)
         payload = self._policy(write)(self._post, "batch", params, write=write, inner=inner)
         return decode_batch(payload, commands)
+
+    def download(self, url: str, max_bytes: int, *, headers: dict[str, str] | None = None) -> bytes | None:
+        """GET a signed file link of this portal (``urlMachine``); None when the file is over ``max_bytes``.
+
+        The link carries a token: it is fetched only from the webhook's own scheme, host and port (else
+        :class:`~relay.errors.PermanentError`), never logged, redirects are not followed, and reading stops
+        one chunk after ``max_bytes``.  ``headers``, when given, receives the reply's headers
+        (``Content-Disposition`` names the file).  Sends ``User-Agent``, ``Accept``, ``Accept-Language`` and
+        ``Referer`` — ``api-reference/files/how-to-upload-files.md`` ("Response Content"),
+        ``settings/how-to-call-rest-api/general-principles.md`` ("Request Headers")."""
+        method = "crm.controller.item.getFile"
+
+        def origin(link: str) -> tuple[str, str, int] | None:
+            parts = urlsplit(link)
+            try:
+                port = parts.port or {"http": 80, "https": 443}[parts.scheme.lower()]
+            except (ValueError, KeyError):
+                return None
+            odd = not link.isprintable() or " " in link or "\\" in link or "@" in parts.netloc
+            return None if odd else (parts.scheme.lower(), (parts.hostname or "").lower(), port)
+
+        if origin(url) is None or origin(url) != origin(self._base):
+            raise PermanentError(f"{method} on {self.name}: refused a link that does not point at the webhook's portal")
+        referer = "{0.scheme}://{0.netloc}/".format(urlsplit(url))
+        sent = {"User-Agent": f"b24relay/{__version__}", "Accept": "*/*", "Accept-Language": "en-US,en;q=0.9",
+                "Referer": referer}
+
+        def fetch() -> bytes | None:
+            self.pacer.acquire(method)
+            with self._count_lock:
+                self.requests_sent += 1
+            data = bytearray()
+            try:
+                with self._http().get(url, headers=sent, timeout=self._timeout, allow_redirects=False,
+                                      stream=True) as resp:
+                    if headers is not None:
+                        headers.update(resp.headers)
+                    ok = resp.status_code == 200
+                    limit = max_bytes if ok else 64 * 1024  # of an error reply, its start is enough
+                    size = resp.headers.get("Content-Length", "")
+                    if ok and size.isdigit() and int(size) > max_bytes:
+                        return None  # announced as too large: not read at all
+                    for chunk in resp.iter_content(min(64 * 1024, limit + 1)):
+                        data += chunk
+                        if len(data) > limit:
+                            break
+            except requests.RequestException as exc:
+                raise NetworkError(f"{method} on {self.name}: {type(exc).__name__}") from None
+            if resp.status_code >= 400:
+                decode_reply(resp.status_code, bytes(data), method=method)  # raises the typed error
+            if not ok:
+                raise PermanentError(f"{method} on {self.name}: HTTP {resp.status_code}, redirects are not followed")
+            return None if len(data) > max_bytes else bytes(data)
+
+        return self._policy(False)(fetch)

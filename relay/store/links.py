@@ -9,12 +9,17 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 
-from sqlalchemy import Float, bindparam, func, insert, select, update
+from sqlalchemy import Float, and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from relay.models import Link, LinkFact, Transition
 from relay.store.base import StoreBase
 from relay.store.schema import _link, links
+
+#: the deal rows of the links table (other entity types are linked by relay.store.records)
+DEAL = links.c.entity == "deal"
+#: one deal's link, by the parameters ``s`` (source id) and ``d`` (deal id)
+_KEY = and_(DEAL, links.c.source_id == bindparam("s"), links.c.deal_id == bindparam("d"))
 
 
 class LinksMixin(StoreBase):
@@ -24,7 +29,7 @@ class LinksMixin(StoreBase):
         """The link of a source deal, if any."""
         with self.engine.connect() as conn:
             row = conn.execute(select(links).where(links.c.source_id == source_id,
-                                                   links.c.deal_id == deal_id)).mappings().first()
+                                                   links.c.deal_id == deal_id, DEAL)).mappings().first()
         return _link(row) if row is not None else None
 
     def links(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Link]:
@@ -33,7 +38,7 @@ class LinksMixin(StoreBase):
             return {}
         wanted = set(keys)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(links).where(links.c.deal_id.in_({k[1] for k in wanted}))).mappings()
+            rows = conn.execute(select(links).where(links.c.deal_id.in_({k[1] for k in wanted}), DEAL)).mappings()
             found = [_link(r) for r in rows]
         return {(lk.source_id, lk.deal_id): lk for lk in found if (lk.source_id, lk.deal_id) in wanted}
 
@@ -49,7 +54,7 @@ class LinksMixin(StoreBase):
                 conn.execute(insert(links), rows)
             again = [{"s": s, "d": d} for s, d in keys if (s, d) in existing]
             if again:  # a create sent again: its uncertainty window starts now
-                conn.execute(update(links).where(links.c.source_id == bindparam("s"), links.c.deal_id == bindparam("d"),
+                conn.execute(update(links).where(_KEY,
                                                  links.c.state.in_(("creating", "lost")))
                              .values(state="creating", updated_at=now), again)
 
@@ -58,13 +63,13 @@ class LinksMixin(StoreBase):
         for ``hold`` seconds (no other worker takes them) until :meth:`checked` or the hold runs out."""
         now = time.time() if now is None else now
         with self._tx() as conn:
-            query = select(links).where(links.c.verify_at <= now, links.c.state == "linked").order_by(
+            query = select(links).where(links.c.verify_at <= now, links.c.state == "linked", DEAL).order_by(
                 links.c.verify_at).limit(limit)
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             found = [_link(r) for r in conn.execute(query).mappings()]
             if found:
-                conn.execute(update(links).where(links.c.source_id == bindparam("s"), links.c.deal_id == bindparam("d"))
+                conn.execute(update(links).where(_KEY)
                              .values(verify_at=now + hold), [{"s": lk.source_id, "d": lk.deal_id} for lk in found])
         return found
 
@@ -74,11 +79,11 @@ class LinksMixin(StoreBase):
         if not results:
             return
         with self._tx() as conn:
-            conn.execute(update(links).where(links.c.source_id == bindparam("s"), links.c.deal_id == bindparam("d"))
+            conn.execute(update(links).where(_KEY)
                          .values(verify_at=None), [{"s": s, "d": d} for s, d in results])
             moved = [{"s": s, "d": d, "t": t, "now": now} for (s, d), t in results.items() if t]
             if moved:  # another copy won (the oldest is kept): link to it; next sync rewrites it fully
-                conn.execute(update(links).where(links.c.source_id == bindparam("s"), links.c.deal_id == bindparam("d"),
+                conn.execute(update(links).where(_KEY,
                                                  links.c.target_deal_id != bindparam("t"))
                              .values(target_deal_id=bindparam("t"), fingerprint=None, updated_at=bindparam("now")),
                              moved)
@@ -99,7 +104,7 @@ class LinksMixin(StoreBase):
         """Forget a link entirely (the next transfer creates a new target deal)."""
         with self._tx() as conn:
             return conn.execute(links.delete().where(links.c.source_id == source_id,
-                                                     links.c.deal_id == deal_id)).rowcount == 1
+                                                     links.c.deal_id == deal_id, DEAL)).rowcount == 1
 
     def _record_links(self, conn: Connection, transitions: Sequence[Transition], now: float) -> None:
         self._drop_creating(conn, [(t.job.source_id, t.job.deal_id) for t in transitions
@@ -108,17 +113,20 @@ class LinksMixin(StoreBase):
                                   if t.link is not None}, now)
         gone = [{"s": t.job.source_id, "d": t.job.deal_id} for t in transitions if t.unlink]
         if gone:
-            conn.execute(links.delete().where(links.c.source_id == bindparam("s"), links.c.deal_id == bindparam("d")),
+            conn.execute(links.delete().where(_KEY),
                          gone)
+        sent = [{"s": t.job.source_id, "d": t.job.deal_id, "f": t.files} for t in transitions if t.files is not None]
+        if sent:
+            conn.execute(update(links).where(_KEY).values(files=bindparam("f")), sent)
         lost = [{"s": t.job.source_id, "d": t.job.deal_id, "now": now} for t in transitions if t.link_lost]
         if lost:
-            conn.execute(update(links).where(links.c.source_id == bindparam("s"), links.c.deal_id == bindparam("d"))
+            conn.execute(update(links).where(_KEY)
                          .values(state="lost", updated_at=bindparam("now")), lost)
 
     @staticmethod
     def _drop_creating(conn: Connection, keys: Sequence[tuple[str, str]]) -> None:
         if keys:
-            conn.execute(links.delete().where(links.c.source_id == bindparam("s"), links.c.deal_id == bindparam("d"),
+            conn.execute(links.delete().where(_KEY,
                                               links.c.state == "creating"), [{"s": s, "d": d} for s, d in keys])
 
     def _upsert_links(self, conn: Connection, new: Mapping[tuple[str, str], LinkFact], now: float) -> None:
@@ -135,7 +143,7 @@ class LinksMixin(StoreBase):
         inserts = [{"source_id": v.pop("s"), "deal_id": v.pop("d"), "created_at": now, **v}
                    for v in values if (v["s"], v["d"]) not in existing]
         if updates:
-            conn.execute(update(links).where(links.c.source_id == bindparam("s"), links.c.deal_id == bindparam("d"))
+            conn.execute(update(links).where(_KEY)
                          .values(state=bindparam("state"), target_deal_id=bindparam("target_deal_id"),
                                  fingerprint=bindparam("fingerprint"), source_modified=bindparam("source_modified"),
                                  updated_at=bindparam("updated_at"),
@@ -147,5 +155,5 @@ class LinksMixin(StoreBase):
     @staticmethod
     def _existing_links(conn: Connection, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         found = conn.execute(select(links.c.source_id, links.c.deal_id).where(
-            links.c.deal_id.in_({k[1] for k in keys})))
+            links.c.deal_id.in_({k[1] for k in keys}), DEAL))
         return {(r.source_id, r.deal_id) for r in found} & set(keys)

@@ -6,7 +6,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text, and_, bindparam, update
+from sqlalchemy import (
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    update,
+)
 from sqlalchemy.engine import RowMapping
 
 from relay.models import Job, Link, Transition
@@ -49,11 +62,14 @@ Index(
     postgresql_where=_PENDING_SYNC,
 )
 
+#: one row per relayed record: (origin, entity type, origin id) -> target id; ``deal_id`` and
+#: ``target_deal_id`` hold the ids of any entity type (``entity``: deal, company, contact…)
 links = Table(
     "links",
     metadata,
-    Column("source_id", String(64), primary_key=True),
-    Column("deal_id", String(32), primary_key=True),
+    Column("source_id", String(64), nullable=False),
+    Column("entity", String(16), nullable=False, default="deal", server_default="deal"),
+    Column("deal_id", String(64), nullable=False),
     Column("state", String(16), nullable=False),
     Column("target_deal_id", String(32)),
     Column("fingerprint", String(64)),
@@ -61,6 +77,8 @@ links = Table(
     Column("updated_at", Float, nullable=False),
     Column("source_modified", String(40)),
     Column("verify_at", Float),  # check the target for extra copies after this time (None: no check due)
+    Column("files", String(64)),  # print of the source files last sent with the deal (relay.mapping.files)
+    PrimaryKeyConstraint("source_id", "entity", "deal_id", name="pk_links"),
 )
 Index("ix_links_verify", links.c.verify_at)
 
@@ -114,4 +132,4 @@ def _notify_rows(t: Transition, now: float) -> list[dict[str, Any]]:
 def _link(row: RowMapping) -> Link:
     return Link(source_id=row["source_id"], deal_id=row["deal_id"], state=row["state"],
                 target_deal_id=row["target_deal_id"], fingerprint=row["fingerprint"],
-                source_modified=row["source_modified"], updated_at=row["updated_at"])
+                source_modified=row["source_modified"], updated_at=row["updated_at"], files=row["files"])

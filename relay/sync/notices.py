@@ -55,13 +55,21 @@ def _robots(payload: dict[str, Any], tokens: Sequence[str], status: str, target_
 
 def success_notice(
     *, action: str, deal: Mapping[str, Any], target_deal_id: str, target_portal: str,
-    event_tokens: Sequence[str] = (), comment: bool = True, notify_user: bool = True, ref: str = "",
+    event_tokens: Sequence[str] = (), comment: bool = True, notify_user: bool = True, ref: str = "", note: str = "",
 ) -> dict[str, Any]:
-    """Payload telling the source that its deal was created/updated on the target."""
+    """Payload telling the source that its deal was created/updated on the target (``note``: a line more)."""
     text = _DONE.get(action, _DONE["updated"]).format(target=target_deal_id, portal=target_portal)
+    text += f"\n{note}" if note else ""
     payload = _payload(deal_id=str(deal.get("ID", "")), text=text, deal=deal, comment=comment,
                        notify_user=notify_user, ref=ref)
     return _robots(payload, event_tokens, action, target_deal_id, text)
+
+
+def skipped_files(skipped: Sequence[Any]) -> str:
+    """The line telling the partner which files were not sent (``relay.sync.files.Skipped``), or ``""``."""
+    if not skipped:
+        return ""
+    return "Not sent: " + "; ".join(f"{s.name} ({s.reason})" for s in skipped) + "."
 
 
 def robot_notice(*, deal_id: str, event_tokens: Sequence[str], status: str, message: str,

@@ -28,6 +28,7 @@ class Outcome:
     forget_creating: bool = False  # the target certainly created nothing: drop the "creating" mark
     link_lost: bool = False  # the linked target deal is gone: look the deal up by its stamp next time
     unlink: bool = False  # the target deal was deleted on purpose: forget the link
+    files: str | None = None  # print of the source files now on the target deal
 
 
 

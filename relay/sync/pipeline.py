@@ -26,6 +26,7 @@ transaction (a crash before that leaves ``creating`` marks, which the next attem
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -47,13 +48,23 @@ from relay.errors import (
     TargetMisconfigured,
     TransientError,
 )
-from relay.mapping.deal import MappingSpec, TargetDeal, fingerprint, in_trigger, relayed_mark, transform
+from relay.mapping.deal import (
+    CLEAR,
+    CLEAR_MULTIPLE,
+    MappingSpec,
+    TargetDeal,
+    fingerprint,
+    in_trigger,
+    relayed_mark,
+    transform,
+)
+from relay.mapping.files import file_ids, files_print
 from relay.models import Job, Link
 from relay.phpquery import Ref
 from relay.portal.client import PortalClient
 from relay.portal.protocol import BatchReply, Command
 from relay.store import Store
-from relay.sync import copies, notices
+from relay.sync import clients, copies, files, notices
 from relay.sync import find as lookup
 from relay.sync.deliver import Deliverer
 from relay.sync.find import ORIGIN_LINK
@@ -82,6 +93,8 @@ class _Work:
     extras: list[str] = field(default_factory=list)  # extra target copies found (newer than target_id)
     adopted: str = ""  # "created" (our earlier create landed) | "updated" (found, not linked here)
     gone: bool = False  # the source deal was deleted (and the mapping has a delete policy)
+    file_ids: dict[str, list[str]] = field(default_factory=dict)  # target file field -> source file ids
+    files_print: str = ""
 
     @property
     def open(self) -> bool:
@@ -129,6 +142,7 @@ class Pipeline:
         self.target_portal = urlsplit(config.target.webhook_url.get_secret_value()).hostname or "target"
         self._target_ok = False
         self.deliverer = Deliverer(target, sources)
+        self.settler = clients.Settler(config, store, target, sources)
 
     # --- sync --------------------------------------------------------------------------------
 
@@ -214,19 +228,64 @@ class Pipeline:
             except PermanentError as exc:
                 w.fail(exc)
                 continue
-            w.print = fingerprint(w.target)
-            w.link = known.get((w.source.id, w.job.deal_id))
-            link = w.link
-            if link is None or link.state != "linked" or not link.target_deal_id:
-                w.action = "find"  # the local database is not the only truth: the target may have it
-            elif link.fingerprint == w.print:
-                w.result.outcome, w.result.target_deal_id = "unchanged", link.target_deal_id
-                w.result.link = (link.target_deal_id, w.print, _modified(deal), None)
-                w.result.notify = notices.robot_notice(
-                    deal_id=w.job.deal_id, event_tokens=w.job.event_tokens, status="unchanged",
-                    target_deal_id=link.target_deal_id, message=f"ESB deal #{link.target_deal_id} is up to date.")
-            else:
-                w.action, w.target_id = "update", link.target_deal_id
+        self._clients([w for w in works if w.open and w.target is not None and not w.gone])
+        for w in works:
+            if w.open and w.target is not None and not w.gone:
+                self._decide(w, known.get((w.source.id, w.job.deal_id)))
+
+    def _clients(self, works: Sequence[_Work]) -> None:
+        """Settle the deals' companies and contacts on the target (:mod:`relay.sync.clients`) and point
+        the target deals at them (``COMPANY_ID``, ``CONTACT_IDS``)."""
+        needs = {w.job.id: clients.needs_of(w.result.deal or {}, w.spec, w.source.id) for w in works}
+        if not any(needs.values()):
+            return
+        settled = self.settler.settle(n for ns in needs.values() for n in ns)
+        for w in works:
+            assert w.target is not None
+            ids: dict[str, list[str]] = {"company": [], "contact": []}
+            for need in needs[w.job.id]:
+                got = settled.get(need.key)
+                if isinstance(got, RelayError):
+                    w.fail(got)
+                    break
+                if got:
+                    ids[need.entity].append(got)
+            if not w.open:
+                continue
+            if w.spec.company is not None:
+                company = ids["company"][0] if ids["company"] else None
+                if company:
+                    w.target.fields["COMPANY_ID"] = company
+                w.target.update_fields["COMPANY_ID"] = company or CLEAR
+            if w.spec.contacts is not None:
+                contacts = list(dict.fromkeys(ids["contact"]))
+                if contacts:
+                    w.target.fields["CONTACT_IDS"] = contacts
+                w.target.update_fields["CONTACT_IDS"] = contacts or list(CLEAR_MULTIPLE)
+
+    def _decide(self, w: _Work, link: Link | None) -> None:
+        """Create, update or nothing: the deal's fingerprint against what its link says was written."""
+        assert w.target is not None
+        deal = w.result.deal or {}
+        w.print, w.link = fingerprint(w.target), link
+        if w.spec.files.fields:  # a changed file changes the print: the deal is updated, its files sent
+            try:
+                w.file_ids = file_ids(deal, w.spec.files)
+            except PermanentError as exc:
+                w.fail(exc)
+                return
+            w.files_print = files_print(w.file_ids)
+            w.print = hashlib.sha256(f"{w.print}:{w.files_print}".encode()).hexdigest()
+        if link is None or link.state != "linked" or not link.target_deal_id:
+            w.action = "find"  # the local database is not the only truth: the target may have it
+        elif link.fingerprint == w.print:
+            w.result.outcome, w.result.target_deal_id = "unchanged", link.target_deal_id
+            w.result.link = (link.target_deal_id, w.print, _modified(deal), None)
+            w.result.notify = notices.robot_notice(
+                deal_id=w.job.deal_id, event_tokens=w.job.event_tokens, status="unchanged",
+                target_deal_id=link.target_deal_id, message=f"ESB deal #{link.target_deal_id} is up to date.")
+        else:
+            w.action, w.target_id = "update", link.target_deal_id
 
     @staticmethod
     def _plan_gone(w: _Work, link: Link | None) -> None:
@@ -391,6 +450,13 @@ class Pipeline:
             w.result.target_deal_id = w.target_id
             w.fail(exc)
             return
+        try:
+            skipped = self._files(w)
+        except RelayError as exc:  # the deal is written; its files are sent again with the next attempt
+            w.result.link = (w.target_id, None, None, verify)
+            w.result.target_deal_id = w.target_id
+            w.fail(exc)
+            return
         w.result.link = (w.target_id, w.print, _modified(w.result.deal or {}), verify)
         action = "created" if w.action == "create" else (w.adopted or "updated")
         w.result.outcome, w.result.target_deal_id = action, w.target_id
@@ -398,7 +464,20 @@ class Pipeline:
         w.result.notify = notices.success_notice(
             action=action, deal=w.result.deal or {}, target_deal_id=w.target_id, target_portal=self.target_portal,
             event_tokens=w.job.event_tokens, comment=notify.comment, notify_user=notify.notify_user,
-            ref=uuid.uuid4().hex[:12])
+            ref=uuid.uuid4().hex[:12], note=notices.skipped_files(skipped))
+
+    def _files(self, w: _Work) -> list[files.Skipped]:
+        """Send the deal's files when they changed since last sent (:mod:`relay.sync.files`): downloaded
+        from the source, uploaded to the target deal outside any batch.  Returns the files skipped."""
+        if not w.spec.files.fields or w.target_id is None:
+            return []
+        sent = (w.link.files if w.link is not None and w.action != "create" else None) or ""
+        if sent == w.files_print:
+            return []
+        _, skipped = files.transfer(self.sources[w.source.id], self.target, w.job.deal_id, w.target_id,
+                                    w.spec.files, w.file_ids)
+        w.result.files = w.files_print
+        return skipped
 
     def _report_extras(self, w: _Work, reply: BatchReply, i: int) -> None:
         for n, extra in enumerate(w.extras):

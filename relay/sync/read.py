@@ -10,6 +10,10 @@ ids, their product rows with one ``crm.item.productrow.list`` filtered by owner 
   past the first are asked for in a second batch when ``total`` says there are more
   (``api-reference/crm/universal/product-rows/crm-item-productrow-list.md``).
   Rows are turned into the upper-case keys of ``crm.deal.productrows.get``, which the mapping uses.
+* ``CONTACT_IDS`` is not returned by ``crm.deal.list`` (``bitrix24-protocol.md`` §5.1); when the mapping
+  relays contacts, ``crm.item.list`` (``entityTypeId`` 2, ``@id``, ``select`` ``contactIds``, 50 a page —
+  ``api-reference/crm/universal/crm-item-list.md``) gives every bound contact of 50 deals per command,
+  put into the deal as ``CONTACT_IDS``.  If that command fails, ``CONTACT_ID`` (the primary) is used.
 
 A deal missing from the list answer does not exist (any more): it is reported as ``None``.  When a
 portal refuses one of these list commands (a permanent error: an older portal, a changed filter rule),
@@ -60,7 +64,7 @@ def source_fields(spec: MappingSpec) -> list[str]:
             names.add(fs.from_)
         if fs.template:
             names |= {ref for is_ref, ref in parse_template(fs.template) if is_ref}
-    names |= set(spec.relayed_marks)
+    names |= set(spec.relayed_marks) | set(spec.files.fields.values())
     return sorted(n for n in names if n.startswith("UF_"))
 
 
@@ -84,6 +88,11 @@ def read(client: PortalClient, deal_ids: Sequence[str], spec: MappingSpec) -> di
         groups[f"d{n}"] = group
         cmds[f"d{n}"] = Command("crm.deal.list", {"filter": {"@ID": group}, "select": select,
                                                   "order": {"ID": "ASC"}})
+    if spec.contacts is not None:  # CONTACT_IDS is not in crm.deal.list; crm.item.list has contactIds
+        for n, group in enumerate(_chunks(ids, PAGE)):
+            groups[f"c{n}"] = group
+            cmds[f"c{n}"] = Command("crm.item.list", {"entityTypeId": 2, "filter": {"@id": group},
+                                                      "select": ["id", "contactIds"], "order": {"id": "ASC"}})
     if spec.products.enabled:  # 25 owners a command: two rows a deal still fit one page
         for n, group in enumerate(_chunks(ids, ROW_OWNERS)):
             groups[f"r{n}"] = group
@@ -92,10 +101,17 @@ def read(client: PortalClient, deal_ids: Sequence[str], spec: MappingSpec) -> di
     deals: dict[str, dict[str, Any]] = {}
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
     more: dict[str, Command] = {}
+    contacts: dict[str, list[str]] = {}
     for name, reply in _run(client, cmds, groups, out):
         result = reply.get(name)
         if name.startswith("d"):
             deals.update({str(d.get("ID")): d for d in result or [] if isinstance(d, dict)})
+            continue
+        if name.startswith("c"):
+            items = result.get("items") if isinstance(result, Mapping) else None
+            for item in items or []:
+                if isinstance(item, Mapping):
+                    contacts[str(item.get("id"))] = [str(i) for i in item.get("contactIds") or []]
             continue
         _take_rows(result, rows)
         total = reply.totals.get(name)
@@ -113,6 +129,8 @@ def read(client: PortalClient, deal_ids: Sequence[str], spec: MappingSpec) -> di
         if deal_id in out:
             continue
         deal = deals.get(deal_id)
+        if deal is not None and deal_id in contacts:
+            deal["CONTACT_IDS"] = contacts[deal_id]  # every bound contact, primary first
         out[deal_id] = None if deal is None else Read(deal, sorted(
             rows.get(deal_id, []), key=lambda r: (_number(r.get("SORT")), _number(r.get("ID")))))
     return out
