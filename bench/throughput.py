@@ -403,6 +403,10 @@ def relay_run(args: argparse.Namespace) -> Run:
                 print(f"  warning: handler answers {dict(answers)}")
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
+        if args.breakdown:
+            for name, portal in (("source", source), ("target", target)):
+                kinds = Counter(" + ".join(sorted(set(r.inner))) if r.inner else r.method for r in portal.requests)
+                print(f"  {name} requests by content: " + "; ".join(f"{n}x {k}" for k, n in kinds.most_common()))
         return Run("relay", wall, args.deals, source_requests=source.count_requests(),
                    target_requests=target.count_requests(), source_503=source.count_requests(status=503),
                    target_503=target.count_requests(status=503),
@@ -529,11 +533,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--burst", type=int, default=50, help="portal burst (default 50)")
     p.add_argument("--senders", type=int, default=8, help="concurrent event deliveries (default 8)")
     p.add_argument("--workers", type=int, default=1, help="relay worker threads (default 1)")
-    p.add_argument("--batch", type=int, default=200, help="relay worker.batch_size (default 200)")
+    p.add_argument("--batch", type=int, default=500, help="relay worker.batch_size (default 500, as the relay)")
     p.add_argument("--linger", type=float, default=0.2, help="relay worker.linger (default 0.2)")
     p.add_argument("--idle", type=float, default=20.0, help="stop when nothing changes this long (s)")
     p.add_argument("--timeout", type=float, default=900.0, help="hard stop per contender (s)")
     p.add_argument("--skip-baseline", action="store_true")
+    p.add_argument("--breakdown", action="store_true", help="print the relay's requests by the methods they carry")
     args = p.parse_args(argv)
     if args.contacts is None:
         args.contacts = 100 if args.companies else 0

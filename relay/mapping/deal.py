@@ -562,4 +562,11 @@ def describe(spec: MappingSpec) -> list[str]:
     p = spec.products
     lines.append(f"products: {len(p.ids)} catalog ids mapped, unmapped -> {p.unmapped}"
                  if p.enabled else "products: not relayed")
+    for name, sect in (("company", spec.company), ("contacts", spec.contacts)):
+        if sect is not None:
+            lines.append(f"{name}: {', '.join(sect.fields)}; match {', '.join(sect.rules) or 'nothing'}, "
+                         f"on match: {sect.on_match}")
+    if spec.files.fields:
+        lines.append("files: " + ", ".join(f"{t} <- {s}" for t, s in spec.files.fields.items())
+                     + f" (at most {spec.files.max_bytes} bytes a file)")
     return [*lines, f"link_field: {spec.link_field}", *warnings]
