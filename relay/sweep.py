@@ -13,12 +13,13 @@ The watermark is the newest ``DATE_MODIFY`` seen, in the portal's own clock and 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from relay.config import RelayConfig
+from relay.mapping.deal import relayed_mark
 from relay.portal.client import PortalClient
 from relay.portal.protocol import MAX_BATCH, Command
 from relay.store import Store
@@ -65,22 +66,22 @@ def _newest(a: str | None, b: str | None) -> str | None:
     return b if pb > pa else a
 
 
-def _page(flt: Mapping[str, Any], start: int) -> Command:
-    return Command("crm.deal.list", {"filter": dict(flt), "select": ["ID", "DATE_MODIFY", "STAGE_ID"],
+def _page(flt: Mapping[str, Any], start: int, select: Sequence[str] = ()) -> Command:
+    return Command("crm.deal.list", {"filter": dict(flt), "select": ["ID", "DATE_MODIFY", "STAGE_ID", *select],
                                      "order": {"ID": "ASC"}, "start": start})
 
 
-def list_all(client: PortalClient, flt: Mapping[str, Any]) -> list[dict[str, Any]]:
+def list_all(client: PortalClient, flt: Mapping[str, Any], select: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Every deal matching ``flt``: the first page tells ``total``; the other pages go 50 to a
     ``batch`` (2,500 deals per request) — ``settings/how-to-call-rest-api/list-methods-pecularities.md``."""
-    first = client.call_raw("crm.deal.list", _page(flt, 0).params)
+    first = client.call_raw("crm.deal.list", _page(flt, 0, select).params)
     deals = list(first.get("result") or [])
     total, nxt = first.get("total"), first.get("next")
     if not isinstance(nxt, int) or not isinstance(total, int):
         return deals
     starts = list(range(nxt, total, PAGE))
     for i in range(0, len(starts), MAX_BATCH):
-        cmds = {f"p{n}": _page(flt, start) for n, start in enumerate(starts[i:i + MAX_BATCH])}
+        cmds = {f"p{n}": _page(flt, start, select) for n, start in enumerate(starts[i:i + MAX_BATCH])}
         reply = client.batch(cmds, write=False)
         for name in cmds:
             deals.extend(reply.get(name) or [])
@@ -99,7 +100,9 @@ def sweep_source(config: RelayConfig, store: Store, client: PortalClient, source
     flt: dict[str, Any] = {">=DATE_MODIFY": bound}
     if spec.trigger and spec.trigger.stages:
         flt["@STAGE_ID"] = list(spec.trigger.stages)
-    seen = {str(d["ID"]): str(d.get("DATE_MODIFY") or "") for d in list_all(client, flt)}
+    # copies a relay made here (ORIGINATOR_ID b24relay:…, relayed_marks) are never relayed back: not due
+    listed = list_all(client, flt, ["ORIGINATOR_ID", *spec.relayed_marks])
+    seen = {str(d["ID"]): str(d.get("DATE_MODIFY") or "") for d in listed if relayed_mark(d, spec) is None}
     links = store.links([(source_id, deal_id) for deal_id in seen])
     newest = watermark
     due = []

@@ -119,9 +119,12 @@ def test_an_unchanged_client_is_not_written_again(env: RelayEnv) -> None:
     env.event(deal)
     env.settle()
     before = env.target.companies()
+    env.source.reset_log()
     env.source.update_deal(deal, {"COMMENTS": "changed deal, same company"})
     env.event(deal)
     env.settle()
+    reads = [r.inner for r in env.source.requests if "crm.timeline.comment.add" not in r.inner]
+    assert len(reads) == 1 and "crm.deal.list" in reads[0] and "crm.company.list" in reads[0]  # read ahead
     after = env.target.companies()
     assert after == before and len(after) == 1
     assert len(env.target.deals()) == 1 and env.target.deals()[0]["COMMENTS"].endswith("changed deal, same company")

@@ -54,12 +54,15 @@ PAGE = 50
 STAMPS = 25  # stamps per list command: room for a few extra copies within one page
 COMM = 20  # crm.duplicate.findbycomm looks at 20 values at most
 REQUISITE_OWNERS = 25  # requisites per owner are usually one or two: 25 owners fit a page
+PREFETCH = 500  # clients per entity type remembered from a round for the next one
 METHOD = {COMPANY: "crm.company", CONTACT: "crm.contact"}
 DUP_TYPE = {COMPANY: "COMPANY", CONTACT: "CONTACT"}
 NOUN = {COMPANY: "company", CONTACT: "contact"}
 TAG = {COMPANY: "cm", CONTACT: "ct"}  # in batch command names
 
 Key = tuple[str, str, str]  # (source id, entity, source record id)
+#: clients read ahead (:meth:`Settler.prefetch`): (entity, id, is the requisite) -> row (None: no such record)
+Prefetched = dict[tuple[str, str, bool], dict[str, Any] | None]
 
 
 @dataclass(frozen=True)
@@ -123,8 +126,10 @@ class Settler:
     def __init__(self, config: RelayConfig, store: Store, target: PortalClient,
                  sources: Mapping[str, PortalClient]) -> None:
         self.config, self.store, self.target, self.sources = config, store, target, sources
+        self._recent: dict[str, dict[str, list[str]]] = {}  # source -> entity -> the last round's client ids
 
-    def settle(self, needs: Iterable[Need]) -> dict[Key, str | RelayError | None]:
+    def settle(self, needs: Iterable[Need], prefetched: Mapping[str, Prefetched] | None = None,
+               ) -> dict[Key, str | RelayError | None]:
         """Each client's target id, or the error that kept it from being settled (None: the source
         record no longer exists, the deal goes without it)."""
         recs: dict[Key, _Rec] = {}
@@ -138,7 +143,7 @@ class Settler:
             recs[need.key] = _Rec(need, self.config.mappings[source.id], source.link_prefix, ctx)
         if not recs:
             return {}
-        self._read(list(recs.values()))
+        self._read(list(recs.values()), prefetched or {})
         self._plan([r for r in recs.values() if r.open])
         self._find([r for r in recs.values() if r.open and r.action in ("find", "update")])
         self._decide([r for r in recs.values() if r.open and r.action == "find"])
@@ -147,33 +152,56 @@ class Settler:
 
     # --- read --------------------------------------------------------------------------------
 
-    def _read(self, recs: Sequence[_Rec]) -> None:
+    def prefetch(self, source_id: str) -> dict[str, Command]:
+        """Reads of the clients of this source's last round, to ride along with the next deal read in
+        the room its batch has left (:func:`relay.sync.read.read`): partners' deals share clients, so
+        the next round usually needs no read of its own.  Cheapest first: the most recent clients."""
+        recent = self._recent.get(source_id)
+        spec = self.config.mappings.get(source_id)
+        if not recent or spec is None:
+            return {}
+        return {name: cmd for name, (cmd, _, _, _) in _source_reads(spec, recent).items()}
+
+    def take_prefetch(self, source_id: str, results: Mapping[str, Any]) -> Prefetched:
+        """What :meth:`prefetch`'s commands answered, for this round's :meth:`settle`."""
+        spec = self.config.mappings.get(source_id)
+        recent = self._recent.get(source_id)
+        got: Prefetched = {}
+        if spec is None or not recent:
+            return got
+        for name, (_, entity, requisite, ids) in _source_reads(spec, recent).items():
+            if name in results:
+                rows = _by_owner(results[name], requisite)
+                got.update({(entity, i, requisite): rows.get(i) for i in ids})
+        return got
+
+    def _read(self, recs: Sequence[_Rec], prefetched: Mapping[str, Prefetched]) -> None:
         by_source: dict[str, list[_Rec]] = defaultdict(list)
         for r in recs:
             by_source[r.need.source_id].append(r)
         for source_id, group in by_source.items():
-            cmds: dict[str, tuple[Command, list[_Rec]]] = {}
-            for entity in (COMPANY, CONTACT):
-                mine = [r for r in group if r.need.entity == entity]
-                sect = section(mine[0].spec, entity) if mine else None
-                if not mine or sect is None:
-                    continue
-                select = ["*", "UF_*", *MULTI_FIELDS, *_uf_names(sect)]
-                for n, chunk in enumerate(_chunks(mine, PAGE)):
-                    cmds[f"{TAG[entity]}{n}"] = (Command(f"{METHOD[entity]}.list", {
-                        "filter": {"@ID": [r.need.record_id for r in chunk]}, "select": select,
-                        "order": {"ID": "ASC"}}), chunk)
-                if _wants_requisites(sect):
-                    for n, chunk in enumerate(_chunks(mine, REQUISITE_OWNERS)):
-                        cmds[f"rq{TAG[entity]}{n}"] = (Command("crm.requisite.list", {
-                            "filter": {"=ENTITY_TYPE_ID": ENTITY_TYPE_IDS[entity],
-                                       "@ENTITY_ID": [r.need.record_id for r in chunk]},
-                            "order": {"ID": "ASC"}}), chunk)
+            got = prefetched.get(source_id, {})
+            spec = group[0].spec
+            missing: dict[str, list[str]] = defaultdict(list)
+            for r in group:
+                sect = section(spec, r.need.entity)
+                wants = sect is not None and _wants_requisites(sect)
+                key = (r.need.entity, r.need.record_id)
+                if (*key, False) in got and (not wants or (*key, True) in got):
+                    r.record, r.requisite = got[(*key, False)], got.get((*key, True))
+                else:
+                    missing[r.need.entity].append(r.need.record_id)
+            self._recent[source_id] = {e: [r.need.record_id for r in group if r.need.entity == e][:PREFETCH]
+                                       for e in (COMPANY, CONTACT)}
+            if not missing:
+                continue
+            reads = _source_reads(spec, missing)
+            mine = {(r.need.entity, r.need.record_id): r for r in group}
+            cmds = {name: (cmd, [mine[(entity, i)] for i in ids]) for name, (cmd, entity, _, ids) in reads.items()}
             for name, reply, chunk in _run(self.sources[source_id], cmds):
-                rows = {str(row.get("ENTITY_ID" if name.startswith("rq") else "ID")): row
-                        for row in reversed(_rows(reply.get(name)))}  # reversed: the first requisite wins
+                rows = _by_owner(reply.get(name), reads[name][2])
                 for r in chunk:
-                    if name.startswith("rq"):
+                    if reads[name][2]:
                         r.requisite = rows.get(r.need.record_id)
                     else:
                         r.record = rows.get(r.need.record_id)
@@ -435,6 +463,32 @@ def _rules(r: _Rec) -> list[str]:
 def _uf_names(sect: Any) -> list[str]:
     names = {fs.from_ for fs in sect.fields.values() if fs.from_}
     return sorted(n for n in names if n.startswith("UF_"))
+
+
+def _source_reads(spec: MappingSpec, ids: Mapping[str, Sequence[str]],
+                  ) -> dict[str, tuple[Command, str, bool, list[str]]]:
+    """The source reads of these clients: name -> (command, entity, reads requisites, ids)."""
+    out: dict[str, tuple[Command, str, bool, list[str]]] = {}
+    for entity in (COMPANY, CONTACT):
+        sect = section(spec, entity)
+        wanted = list(dict.fromkeys(ids.get(entity) or []))
+        if not wanted or sect is None:
+            continue
+        select = ["*", "UF_*", *MULTI_FIELDS, *_uf_names(sect)]
+        for n, chunk in enumerate(_chunks(wanted, PAGE)):
+            out[f"{TAG[entity]}{n}"] = (Command(f"{METHOD[entity]}.list", {
+                "filter": {"@ID": chunk}, "select": select, "order": {"ID": "ASC"}}), entity, False, chunk)
+        if _wants_requisites(sect):
+            for n, chunk in enumerate(_chunks(wanted, REQUISITE_OWNERS)):
+                out[f"rq{TAG[entity]}{n}"] = (Command("crm.requisite.list", {
+                    "filter": {"=ENTITY_TYPE_ID": ENTITY_TYPE_IDS[entity], "@ENTITY_ID": chunk},
+                    "order": {"ID": "ASC"}}), entity, True, chunk)
+    return out
+
+
+def _by_owner(result: Any, requisites: bool) -> dict[str, dict[str, Any]]:
+    """Rows by record id (requisites: by owner, the first requisite of each)."""
+    return {str(row.get("ENTITY_ID" if requisites else "ID")): row for row in reversed(_rows(result))}
 
 
 def _wants_requisites(sect: Any) -> bool:

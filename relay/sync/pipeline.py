@@ -162,8 +162,8 @@ class Pipeline:
                 works.append(_Work(job, None, None, outcome))  # type: ignore[arg-type]
                 continue
             works.append(_Work(job, source, self.config.mappings[source.id], outcome))
-        self._read([w for w in works if w.open])
-        self._plan([w for w in works if w.open])
+        ahead = self._read([w for w in works if w.open])
+        self._plan([w for w in works if w.open], ahead)
         if any(w.open and w.action for w in works):
             try:
                 self.check_target()
@@ -181,15 +181,21 @@ class Pipeline:
         self._write([w for w in works if w.open and w.action in ("create", "update", "gone")])
         return [w.result for w in works]
 
-    def _read(self, works: Sequence[_Work]) -> None:
-        """Read the round's deals and rows, many per command (:mod:`relay.sync.read`)."""
+    def _read(self, works: Sequence[_Work]) -> dict[str, clients.Prefetched]:
+        """Read the round's deals and rows, many per command (:mod:`relay.sync.read`), and the clients
+        of the source's last round in the room left (returned by source)."""
+        ahead: dict[str, clients.Prefetched] = {}
         by_source: dict[str, list[_Work]] = defaultdict(list)
         for w in works:
             by_source[w.source.id].append(w)
         for source_id, group in by_source.items():
-            answers = read_deals(self.sources[source_id], [w.job.deal_id for w in group], group[0].spec)
+            prefetched: dict[str, Any] = {}  # the clients of recent rounds, read in the room left
+            answers = read_deals(self.sources[source_id], [w.job.deal_id for w in group], group[0].spec,
+                                 self.settler.prefetch(source_id), prefetched)
+            ahead[source_id] = self.settler.take_prefetch(source_id, prefetched)
             for w in group:
                 self._take_read(w, answers.get(w.job.deal_id))
+        return ahead
 
     def _take_read(self, w: _Work, answer: Read | RelayError | None) -> None:
         if isinstance(answer, RelayError):
@@ -203,7 +209,7 @@ class Pipeline:
         else:
             w.result.deal, w.rows = answer.deal, answer.rows
 
-    def _plan(self, works: Sequence[_Work]) -> None:
+    def _plan(self, works: Sequence[_Work], ahead: Mapping[str, clients.Prefetched]) -> None:
         known = self.store.links([(w.source.id, w.job.deal_id) for w in works])
         for w in works:
             if w.gone:
@@ -228,18 +234,18 @@ class Pipeline:
             except PermanentError as exc:
                 w.fail(exc)
                 continue
-        self._clients([w for w in works if w.open and w.target is not None and not w.gone])
+        self._clients([w for w in works if w.open and w.target is not None and not w.gone], ahead)
         for w in works:
             if w.open and w.target is not None and not w.gone:
                 self._decide(w, known.get((w.source.id, w.job.deal_id)))
 
-    def _clients(self, works: Sequence[_Work]) -> None:
+    def _clients(self, works: Sequence[_Work], ahead: Mapping[str, clients.Prefetched]) -> None:
         """Settle the deals' companies and contacts on the target (:mod:`relay.sync.clients`) and point
         the target deals at them (``COMPANY_ID``, ``CONTACT_IDS``)."""
         needs = {w.job.id: clients.needs_of(w.result.deal or {}, w.spec, w.source.id) for w in works}
         if not any(needs.values()):
             return
-        settled = self.settler.settle(n for ns in needs.values() for n in ns)
+        settled = self.settler.settle((n for ns in needs.values() for n in ns), ahead)
         for w in works:
             assert w.target is not None
             ids: dict[str, list[str]] = {"company": [], "contact": []}

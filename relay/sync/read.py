@@ -78,8 +78,12 @@ def _chunks(items: Sequence[str], size: int) -> Iterable[list[str]]:
         yield list(items[i:i + size])
 
 
-def read(client: PortalClient, deal_ids: Sequence[str], spec: MappingSpec) -> dict[str, Answer]:
-    """Every deal of ``deal_ids`` with its rows (when the mapping relays rows), in few requests."""
+def read(client: PortalClient, deal_ids: Sequence[str], spec: MappingSpec,
+         extra: Mapping[str, Command] | None = None, extra_out: dict[str, Any] | None = None) -> dict[str, Answer]:
+    """Every deal of ``deal_ids`` with its rows (when the mapping relays rows), in few requests.
+
+    ``extra`` commands ride along in the room left in the last batch (never adding a request); the
+    results of those that ran go to ``extra_out`` by name."""
     ids = list(dict.fromkeys(deal_ids))
     select = ["*", "UF_*", *source_fields(spec)]
     cmds: dict[str, Command] = {}
@@ -97,6 +101,9 @@ def read(client: PortalClient, deal_ids: Sequence[str], spec: MappingSpec) -> di
         for n, group in enumerate(_chunks(ids, ROW_OWNERS)):
             groups[f"r{n}"] = group
             cmds[f"r{n}"] = _rows(group, 0)
+    room = (-len(cmds)) % MAX_BATCH
+    for name, command in list((extra or {}).items())[:room]:
+        cmds[f"x{name}"], groups[f"x{name}"] = command, []
     out: dict[str, Answer] = {}
     deals: dict[str, dict[str, Any]] = {}
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -104,6 +111,10 @@ def read(client: PortalClient, deal_ids: Sequence[str], spec: MappingSpec) -> di
     contacts: dict[str, list[str]] = {}
     for name, reply in _run(client, cmds, groups, out):
         result = reply.get(name)
+        if name.startswith("x"):
+            if extra_out is not None:
+                extra_out[name[1:]] = result
+            continue
         if name.startswith("d"):
             deals.update({str(d.get("ID")): d for d in result or [] if isinstance(d, dict)})
             continue
