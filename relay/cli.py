@@ -157,15 +157,23 @@ def cmd_unlink(args: argparse.Namespace) -> int:
 def cmd_check(_args: argparse.Namespace) -> int:
     """Validate relay.yaml and every mapping; print a summary without secrets."""
     from relay.config import load_config
+    from relay.mapping.onec import describe as describe_onec
     from relay.settings import environment
 
     config = load_config(_settings().config, environment())
-    print(f"{config.path}: OK — target + {len(config.file.sources)} source(s)")
+    print(f"{config.path}: OK — target + {len(config.file.sources)} source(s)"
+          + (f" + {len(config.file.onec)} 1C base(s)" if config.file.onec else ""))
     for s in config.file.sources:
         kinds = [k for k, v in (("events", s.application_token), ("robot", s.robot_key)) if v is not None]
         spec = config.mappings[s.id]
         print(f"  source {s.id}: accepts {', '.join(kinds) or 'nothing (set application_token or robot_key)'}; "
               f"mapping {s.mapping} ({len(spec.fields)} fields, link {spec.link_field})")
+    for base in config.file.onec:
+        how = ["token"] if base.token is not None else []
+        how += [f"addresses {', '.join(base.allow_ips)}"] if base.allow_ips else []
+        print(f"  1C base {base.id}: accepts calls by {' or '.join(how)}; zone {base.timezone}; mapping {base.mapping}")
+        for line in describe_onec(config.onec_mappings[base.id]):
+            print(f"    {line}")
     return 0
 
 

@@ -6,16 +6,19 @@ are filled from the environment and ``.env``; errors name the file, the key path
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from relay.errors import ConfigError
 from relay.mapping.deal import MappingSpec, load_mapping
+from relay.mapping.onec import OneCMappingSpec, load_onec_mapping
 from relay.yamlconf import load_yaml, validate
 
 _WEBHOOK = re.compile(r"^https?://[^/\s]+(/[^\s]*)?/rest/\d+/[^/\s]+/?$")
@@ -94,6 +97,72 @@ class SourceConfig(_Model):
         return self.member_id or self.id
 
 
+class OneCBase(_Model):
+    """One 1C:Enterprise base posting to ``/api/webhook/1c/...``: how its calls are recognised and mapped.
+
+    Its calls carry ``token`` (header ``Authorization: Bearer``, ``X-Relay-Token``, or ``?key=``); a base
+    whose modules cannot be changed yet may instead be allowed by address (``allow_ips``).  ``timezone``
+    is the 1C server's (its dates carry none)."""
+
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    token: SecretStr | None = None
+    allow_ips: tuple[str, ...] = ()
+    mapping: Path
+    timezone: str = "Europe/Kyiv"
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return value
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (e.g. `openssl rand -hex 16`)")
+        return value
+
+    @field_validator("allow_ips")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network (like 10.0.0.5 or 10.0.0.0/24)") from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name like Europe/Kyiv)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _some_auth(self) -> OneCBase:
+        if self.token is None and not self.allow_ips:
+            raise ValueError("give a token (the module sends it) or allow_ips (for modules not changed yet)")
+        return self
+
+    @property
+    def link_prefix(self) -> str:
+        """Names this base in link stamps (``ORIGINATOR_ID`` ``b24relay:1c.<id>``)."""
+        return f"1c.{self.id}"
+
+    def allows(self, address: str) -> bool:
+        """True when ``address`` is in ``allow_ips``."""
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in ipaddress.ip_network(n, strict=False) for n in self.allow_ips)
+
+
 class IngressConfig(_Model):
     """The handler URL ``POST /b24/<source_id>``."""
 
@@ -158,7 +227,8 @@ class RelayFile(_Model):
     """The whole ``relay.yaml``."""
 
     target: TargetConfig
-    sources: Annotated[list[SourceConfig], Field(min_length=1)]
+    sources: list[SourceConfig] = []
+    onec: list[OneCBase] = []
     ingress: IngressConfig = IngressConfig()
     worker: WorkerConfig = WorkerConfig()
     calls: CallsConfig = CallsConfig()
@@ -167,10 +237,12 @@ class RelayFile(_Model):
 
     @model_validator(mode="after")
     def _unique_ids(self) -> RelayFile:
-        ids = [s.id for s in self.sources]
+        if not self.sources and not self.onec:
+            raise ValueError("nothing to relay: give sources (Bitrix24 portals), onec (1C bases), or both")
+        ids = [s.id for s in self.sources] + [b.id for b in self.onec]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
-            raise ValueError(f"source ids must be unique, repeated: {', '.join(dupes)}")
+            raise ValueError(f"source and 1C base ids must be unique, repeated: {', '.join(dupes)}")
         return self
 
 
@@ -181,6 +253,7 @@ class RelayConfig:
     file: RelayFile
     mappings: Mapping[str, MappingSpec]
     path: Path
+    onec_mappings: Mapping[str, OneCMappingSpec] = field(default_factory=dict)
 
     @property
     def target(self) -> TargetConfig:
@@ -190,12 +263,17 @@ class RelayConfig:
         """The source with this id, or None."""
         return next((s for s in self.file.sources if s.id == source_id), None)
 
+    def onec_base(self, base_id: str) -> OneCBase | None:
+        """The 1C base with this id, or None."""
+        return next((b for b in self.file.onec if b.id == base_id), None)
+
     def secrets(self) -> list[str]:
         """Every secret value in the configuration (for log redaction)."""
         out = [self.file.target.webhook_url.get_secret_value()]
         for s in self.file.sources:
             out.append(s.webhook_url.get_secret_value())
             out += [v.get_secret_value() for v in (s.application_token, s.robot_key) if v is not None]
+        out += [b.token.get_secret_value() for b in self.file.onec if b.token is not None]
         for url in list(out):
             parts = url.rstrip("/").split("/")
             if len(parts) >= 2 and parts[-2].isdigit():
@@ -215,4 +293,12 @@ def load_config(path: Path, env: Mapping[str, str]) -> RelayConfig:
             where = f" (line {line})" if line else ""
             raise ConfigError(f"{path}: sources[{file.sources.index(src)}].mapping{where}: no such file {mpath}")
         mappings[src.id] = load_mapping(mpath, env)
-    return RelayConfig(file=file, mappings=mappings, path=path)
+    onec: dict[str, OneCMappingSpec] = {}
+    for n, base in enumerate(file.onec):
+        mpath = base.mapping if base.mapping.is_absolute() else (path.parent / base.mapping)
+        if not mpath.is_file():
+            line = loaded.lines.get(("onec", n, "mapping"))
+            where = f" (line {line})" if line else ""
+            raise ConfigError(f"{path}: onec[{n}].mapping{where}: no such file {mpath}")
+        onec[base.id] = load_onec_mapping(mpath, env)
+    return RelayConfig(file=file, mappings=mappings, path=path, onec_mappings=onec)

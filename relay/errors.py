@@ -54,6 +54,10 @@ class BadRequest(IngressError):
     status = 400
 
 
+class Unauthorized(IngressError):
+    status = 401
+
+
 class Forbidden(IngressError):
     status = 403
 

@@ -39,6 +39,8 @@ class SweepResult:
     watermark: str | None
 
     def summary(self) -> str:
+        if not self.since:  # a 1C base: only records whose jobs gave up are queued again
+            return f"{self.queued} record(s) whose jobs gave up queued again"
         return f"since {self.since}: {self.seen} deal(s) in trigger stages, {self.queued} queued"
 
 
@@ -128,4 +130,22 @@ def sweep_all(config: RelayConfig, store: Store, clients: Mapping[str, PortalCli
         res = sweep_source(config, store, clients[source.id], source.id, force=force)
         if res is not None:
             results.append(res)
+    for base in config.file.onec:
+        res = sweep_onec(config, store, base.id, force=force)
+        if res is not None:
+            results.append(res)
     return results
+
+
+def sweep_onec(config: RelayConfig, store: Store, base_id: str, *, force: bool = False) -> SweepResult | None:
+    """A 1C base has nothing to list (its calls carry the data): its sweep queues again the records
+    whose jobs gave up (an outage longer than ``worker.retry_for``), with the data they carry."""
+    taken, watermark = store.claim_sweep(base_id, config.file.sweep.interval, force=force)
+    if not taken:
+        return None
+    again = [store.replay(job_id) for job_id in store.gave_up_jobs(base_id)]
+    result = SweepResult(base_id, "", 0, len(again), watermark)
+    store.finish_sweep(base_id, watermark, result.summary())
+    if again:
+        log.info("sweep of 1C base %s %s", base_id, result.summary())
+    return result

@@ -90,11 +90,12 @@ def test_fingerprint_ignores_order_and_phone_formatting_but_not_values() -> None
 
 
 def test_match_values_and_needs() -> None:
-    record = {"TITLE": " Acme ", "PHONE": [{"VALUE": "+7 900"}], "EMAIL": []}
-    assert match_values(record, "phone", None) == ["+7 900"]
-    assert match_values(record, "title", None) == ["Acme"]
-    assert match_values(record, "email", None) == []
-    assert match_values(record, "requisite:RQ_INN", {"RQ_INN": "77"}) == ["77"]
+    spec = spec_of(BASE + SECTIONS)
+    target = transform({"TITLE": " Acme ", "PHONE": [{"VALUE": "+7 900"}], "EMAIL": []}, spec, COMPANY, SOURCE)
+    assert match_values(target, "phone", None) == ["+7 900"]
+    assert match_values(target, "title", None) == ["Acme"]
+    assert match_values(target, "email", None) == []
+    assert match_values(target, "requisite:RQ_INN", {"RQ_INN": "77"}) == ["77"]
     spec = spec_of(BASE + SECTIONS)
     deal = {"COMPANY_ID": "3", "CONTACT_ID": "8", "CONTACT_IDS": ["8", "9", "8"]}
     assert needs_of(deal, spec, "p") == [Need("p", COMPANY, "3"), Need("p", CONTACT, "8"), Need("p", CONTACT, "9")]

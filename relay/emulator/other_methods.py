@@ -26,7 +26,9 @@ def comment_add(state: PortalState, params: Mapping[str, Any]) -> Reply:
         raise EmuError(400, "100", f"Required parameter 'fields' is not provided{hint}")
     entity_type = php_str(fields.get("ENTITY_TYPE")).lower()
     deal_id = strict_id(fields.get("ENTITY_ID"))
-    if entity_type != "deal" or deal_id is None or deal_id not in state.deals:
+    owners = {"deal": state.deals, "company": state.companies, "contact": state.contacts,
+              "dynamic_31": state.invoices}  # ENTITY_TYPE: deal, lead, contact, company, dynamic_<id>
+    if entity_type not in owners or deal_id is None or deal_id not in owners[entity_type]:
         raise EmuError(400, "OWNER_NOT_FOUND", "Owner of the element not found")
     text = php_str(fields.get("COMMENT"))
     if not text.strip():
@@ -34,7 +36,7 @@ def comment_add(state: PortalState, params: Mapping[str, Any]) -> Reply:
     comment_id = state.next_id("comment")
     author = intval(fields.get("AUTHOR_ID")) or state.config.user_id
     state.comments.append({
-        "ID": comment_id, "ENTITY_ID": deal_id, "ENTITY_TYPE": "deal", "COMMENT": text,
+        "ID": comment_id, "ENTITY_ID": deal_id, "ENTITY_TYPE": entity_type, "COMMENT": text,
         "AUTHOR_ID": author, "CREATED": iso(state.now()), "FILES": fields.get("FILES") or [],
     })
     return Reply(comment_id)

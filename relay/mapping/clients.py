@@ -14,9 +14,9 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from relay.mapping.deal import ClientSpec, MappingSpec, map_fields
+from relay.mapping.deal import ClientSpec, FieldSpec, map_fields
 from relay.mapping.multifields import MULTI_FIELDS, normalize, plan_update, wanted
 
 #: the entity types a deal's clients have: (entity, REST prefix, ``ENTITY_TYPE_ID``, findbycomm type)
@@ -46,17 +46,29 @@ class TargetRecord:
         return out
 
 
-def section(spec: MappingSpec, entity: str) -> ClientSpec | None:
+class Sections(Protocol):
+    """What relays clients: a deal mapping (``company``/``contacts``) or a 1C mapping (``clients``)."""
+
+    @property
+    def company(self) -> ClientSpec | None: ...
+
+    @property
+    def contacts(self) -> ClientSpec | None: ...
+
+    def table_for(self, fs: FieldSpec) -> Mapping[str, str] | None: ...
+
+
+def section(spec: Sections, entity: str) -> ClientSpec | None:
     """The mapping section of an entity type (``company`` or ``contacts``)."""
     return spec.company if entity == COMPANY else spec.contacts
 
 
-def transform(record: Mapping[str, Any], spec: MappingSpec, entity: str, source: Mapping[str, str],
+def transform(record: Mapping[str, Any], spec: Sections, entity: str, source: Mapping[str, str],
               requisite: Mapping[str, Any] | None = None) -> TargetRecord:
     """Translate one source company or contact (``MappingError`` if a value has no mapping)."""
     sect = section(spec, entity)
     assert sect is not None
-    fields, update = map_fields(record, sect.fields, sect.create_only, spec, source)
+    fields, update = map_fields(record, sect.fields, sect.create_only, spec, source)  # type: ignore[arg-type]
     multi: dict[str, list[dict[str, str]]] = {}
     for name in [n for n in list(fields) + list(update) if n in MULTI_FIELDS]:
         value = fields.pop(name, None)
@@ -82,13 +94,14 @@ def fingerprint(target: TargetRecord) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def match_values(record: Mapping[str, Any], rule: str, requisite: Mapping[str, Any] | None) -> list[str]:
-    """The source record's values a match rule looks for on the target (compare phones and e-mails
-    with :func:`~relay.mapping.multifields.normalize`)."""
+def match_values(target: TargetRecord | None, rule: str, requisite: Mapping[str, Any] | None) -> list[str]:
+    """The values a match rule looks for on the target: the phones, e-mails or title the relay would
+    write (so rules work the same whatever the source calls its fields), the source's requisite value
+    (compare phones and e-mails with :func:`~relay.mapping.multifields.normalize`)."""
     if rule in ("phone", "email"):
-        return [v["VALUE"] for v in wanted(rule.upper(), record.get(rule.upper()))]
+        return [v["VALUE"] for v in (target.multi.get(rule.upper(), []) if target else [])]
     if rule == "title":
-        title = str(record.get("TITLE") or "").strip()
+        title = str((target.fields.get("TITLE") if target else "") or "").strip()
         return [title] if title else []
     if rule.startswith("requisite:"):
         value = str((requisite or {}).get(rule.split(":", 1)[1]) or "").strip()

@@ -63,6 +63,7 @@ from relay.yamlconf import normalize_dict, problem, raise_problems, scalar_text
 
 _UPPER = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _LINK = re.compile(r"^(ORIGIN_ID|UF_CRM_[A-Z0-9_]+)$")
+_ONEC = re.compile(r"^[^\W\d]\w{0,63}$")  # a key of a 1C Структура: letters (any script), digits, _
 SOURCE_KEYS = ("id", "domain", "member_id")
 #: product row keys copied to the target row when present (``crm-deal-productrows-set.md``)
 ROW_KEYS = ("PRODUCT_NAME", "PRICE", "QUANTITY", "DISCOUNT_TYPE_ID", "DISCOUNT_RATE",
@@ -83,8 +84,11 @@ TemplateParts = tuple[tuple[bool, str], ...]
 
 
 @functools.lru_cache(maxsize=512)
-def parse_template(text: str) -> TemplateParts:
-    """Split ``"Deal {ID} {{x}}"`` into literal and reference parts; ValueError if malformed."""
+def parse_template(text: str, names: str = "portal") -> TemplateParts:
+    """Split ``"Deal {ID} {{x}}"`` into literal and reference parts; ValueError if malformed.
+
+    ``names``: ``portal`` — references are Bitrix24 field names (UPPER_CASE); ``1c`` — the keys a 1C
+    module sends (``{НомерДокумента}``, any letters)."""
     parts: list[tuple[bool, str]] = []
     buf, i = "", 0
     while i < len(text):
@@ -99,37 +103,47 @@ def parse_template(text: str) -> TemplateParts:
                 raise ValueError(f"'{{' at character {i + 1} is never closed; "
                                  "write '{{' for a literal brace")
             parts += [(False, buf)] if buf else []
-            parts.append((True, _check_reference(text[i + 1:end])))
+            parts.append((True, _check_reference(text[i + 1:end], names)))
             buf, i = "", end + 1
         else:
             buf, i = buf + text[i], i + 1
     return tuple(parts + ([(False, buf)] if buf else []))
 
 
-def _check_reference(name: str) -> str:
+def _check_reference(name: str, names: str = "portal") -> str:
     if name.startswith("source."):
         if name[len("source."):] not in SOURCE_KEYS:
             raise ValueError(f"unknown {{{name}}}; use {{source.id}}, {{source.domain}} "
                              "or {source.member_id}")
-    elif not _UPPER.match(name):
+    elif names == "1c" and not _ONEC.match(name):
+        raise ValueError(f"{{{name}}} is not a key the 1C module sends (like {{НомерДокумента}})")
+    elif names != "1c" and not _UPPER.match(name):
         raise ValueError(f"{{{name}}} is not a source field name (UPPER_CASE like {{TITLE}})")
     return name
 
 
-def _check_template(text: str) -> str:
+def _names(info: ValidationInfo) -> str:
+    """Which source names this mapping uses: ``portal`` (default) or ``1c`` (validation context)."""
+    return str((info.context or {}).get("names", "portal"))
+
+
+def _check_template(text: str, info: ValidationInfo) -> str:
     try:
-        parse_template(text)
+        parse_template(text, _names(info))
     except ValueError as exc:
         raise problem(f"bad template: {exc}") from None
     return text
 
 
-def _matching(pattern: re.Pattern[str], message: str) -> AfterValidator:
-    """Validator refusing strings not matching ``pattern``; ``{!r}`` in ``message`` is the name."""
+def _matching(pattern: re.Pattern[str], message: str, onec: tuple[re.Pattern[str], str] | None = None,
+              ) -> AfterValidator:
+    """Validator refusing strings not matching ``pattern``; ``{!r}`` in ``message`` is the name.
+    ``onec``: the pattern and message used instead in a 1C mapping."""
 
-    def check(name: str) -> str:
-        if not pattern.match(name):
-            raise problem(message.replace("{!r}", repr(name)))
+    def check(name: str, info: ValidationInfo) -> str:
+        rule, text = onec if onec is not None and _names(info) == "1c" else (pattern, message)
+        if not rule.match(name):
+            raise problem(text.replace("{!r}", repr(name)))
         return name
 
     return AfterValidator(check)
@@ -166,7 +180,9 @@ Table = Annotated[dict[str, str],
                   BeforeValidator(lambda value: normalize_dict(value, scalar_text, scalar_text))]
 Template = Annotated[str, AfterValidator(_check_template)]
 SourceField = Annotated[str, _matching(_UPPER, "{!r} is not a source field name (UPPER_CASE like "
-                                                "TITLE); for fixed text write {const: ...}")]
+                                                "TITLE); for fixed text write {const: ...}",
+                                       (_ONEC, "{!r} is not a key the 1C module sends (like Наименование); "
+                                               "for fixed text write {const: ...}"))]
 TargetField = Annotated[str, _matching(_UPPER, "{!r} is not a target field name (UPPER_CASE like "
                                                 "TITLE or UF_CRM_...)")]
 LinkField = Annotated[str, _matching(_LINK, "link_field must be ORIGIN_ID or a custom field "
@@ -456,7 +472,7 @@ def fingerprint(target: TargetDeal) -> str:
 def render(template: str, deal: Mapping[str, Any], source: Mapping[str, str]) -> str:
     """Fill a (valid) template: missing/null fields are empty, lists are joined with ", "."""
     out = []
-    for is_ref, text in parse_template(template):
+    for is_ref, text in parse_template(template, "1c"):
         if not is_ref:
             out.append(text)
         elif text.startswith("source."):

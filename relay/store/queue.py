@@ -51,6 +51,24 @@ class QueueMixin(LinksMixin):
                 continue
         raise RuntimeError("could not enqueue: pending-job race did not settle")
 
+    def enqueue_record(self, source_id: str, key: str, payload: dict[str, Any], trigger: str = "1C",
+                       now: float | None = None) -> Enqueued:
+        """Store a call that carries its record's data (a 1C base): merge into the record's pending job,
+        replacing its payload (the latest state wins), or add one (durably committed)."""
+        now = time.time() if now is None else now
+        text = json.dumps(payload, ensure_ascii=False, sort_keys=True)
+        if self._committer is not None:
+            return self._committer.enqueue_payloads([(source_id, key, trigger, text)], now)[0]
+        for _ in range(3):
+            try:
+                with self._tx() as conn:
+                    queued = self._enqueue(conn, source_id, key, trigger, None, now)
+                    conn.execute(update(jobs).where(jobs.c.id == queued.job_id).values(payload=text))
+                    return queued
+            except IntegrityError:  # a concurrent writer inserted the pending job first
+                continue
+        raise RuntimeError("could not enqueue: pending-job race did not settle")
+
     def enqueue_many(self, source_id: str, deal_ids: Sequence[str], trigger: str,
                      now: float | None = None) -> list[Enqueued]:
         """Store calls for many deals of one source at once (the sweep)."""
@@ -239,14 +257,21 @@ class QueueMixin(LinksMixin):
     def gave_up_deals(self, source_id: str) -> list[str]:
         """Deals of this source whose newest sync job died of a transient cause (its retry time ran
         out): the sweep queues them again."""
+        return list(dict.fromkeys(deal_id for _, deal_id in self._gave_up(source_id)))
+
+    def gave_up_jobs(self, source_id: str) -> list[int]:
+        """The ids of those newest sync jobs (1C records: replayed with the data they carry)."""
+        return [job_id for job_id, _ in self._gave_up(source_id)]
+
+    def _gave_up(self, source_id: str) -> list[tuple[int, str]]:
         newer = jobs.alias("newer")
-        query = select(jobs.c.deal_id).where(
+        query = select(jobs.c.id, jobs.c.deal_id).where(
             jobs.c.kind == "sync", jobs.c.source_id == source_id, jobs.c.status == "dead",
             jobs.c.outcome == GAVE_UP,
             ~exists().where(newer.c.kind == "sync", newer.c.source_id == jobs.c.source_id,
                             newer.c.deal_id == jobs.c.deal_id, newer.c.id > jobs.c.id))
         with self.engine.connect() as conn:
-            return list(dict.fromkeys(r.deal_id for r in conn.execute(query)))
+            return [(r.id, r.deal_id) for r in conn.execute(query)]
 
     def job(self, job_id: int) -> Job | None:
         """One job by id."""
@@ -282,6 +307,8 @@ class QueueMixin(LinksMixin):
             raise KeyError(job_id)
         if job.status in ("pending", "running"):
             return Enqueued(job_id=job.id, merged=True)
+        if job.kind == "sync" and "data" in job.payload:  # a 1C record: its data travel with the job
+            return self._replay_record(job, now)
         if job.kind == "sync":
             # no event tokens: every robot call of the job was answered when it ended
             return self.enqueue_sync(job.source_id, job.deal_id, "REPLAY", now=now)
@@ -289,6 +316,16 @@ class QueueMixin(LinksMixin):
             conn.execute(update(jobs).where(jobs.c.id == job.id).values(
                 status="pending", attempts=0, available_at=now, updated_at=now))
         return Enqueued(job_id=job.id, merged=False)
+
+    def _replay_record(self, job: Job, now: float) -> Enqueued:
+        """Queue a 1C record's job again with its data, unless a newer call for the record waits
+        already (its data are newer: they win)."""
+        with self._tx() as conn:
+            found = conn.execute(select(jobs.c.id).where(_PENDING_SYNC, jobs.c.source_id == job.source_id,
+                                                         jobs.c.deal_id == job.deal_id)).first()
+            if found is not None:
+                return Enqueued(job_id=found.id, merged=True)
+        return self.enqueue_record(job.source_id, job.deal_id, job.payload, "REPLAY", now=now)
 
     def replay_dead(self, *, source_id: str | None = None, since: float | None = None,
                     now: float | None = None) -> list[tuple[int, Enqueued]]:

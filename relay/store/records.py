@@ -111,6 +111,12 @@ class RecordsMixin(StoreBase):
                 conn.execute(links.delete().where(_key(entity), links.c.state == "creating"),
                              [{"s": s, "d": d} for s, d in keys])
 
+    def drop_links(self, entity: str, keys: Sequence[Key]) -> None:
+        """Forget these records' links (their target records were deleted on purpose)."""
+        if keys:
+            with self._tx() as conn:
+                conn.execute(links.delete().where(_key(entity)), [{"s": s, "d": d} for s, d in keys])
+
     def lose_records(self, entity: str, keys: Sequence[Key], now: float | None = None) -> None:
         """The linked target records are gone: look them up by their stamps next time."""
         if keys:

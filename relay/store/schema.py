@@ -34,7 +34,7 @@ jobs = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("kind", String(16), nullable=False),
     Column("source_id", String(64), nullable=False),
-    Column("deal_id", String(32), nullable=False),
+    Column("deal_id", String(128), nullable=False),  # a deal id, or the key of a 1C record
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("events", Integer, nullable=False, default=1),
@@ -69,7 +69,7 @@ links = Table(
     metadata,
     Column("source_id", String(64), nullable=False),
     Column("entity", String(16), nullable=False, default="deal", server_default="deal"),
-    Column("deal_id", String(64), nullable=False),
+    Column("deal_id", String(128), nullable=False),
     Column("state", String(16), nullable=False),
     Column("target_deal_id", String(32)),
     Column("fingerprint", String(64)),

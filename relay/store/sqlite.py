@@ -40,6 +40,16 @@ DO UPDATE SET events = jobs.events + 1, updated_at = excluded.updated_at, "trigg
                                  ELSE jobs.event_token || char(10) || excluded.event_token END
 RETURNING id, events
 """
+#: a 1C call: the job carries the record's data; a later call for the same record replaces it (latest wins)
+UPSERT_PAYLOAD = """
+INSERT INTO jobs (kind, source_id, deal_id, status, attempts, events, "trigger", event_token, payload,
+                  available_at, created_at, updated_at)
+VALUES ('sync', ?, ?, 'pending', 0, 1, ?, NULL, ?, ?, ?, ?)
+ON CONFLICT (source_id, deal_id) WHERE status = 'pending' AND kind = 'sync'
+DO UPDATE SET events = jobs.events + 1, updated_at = excluded.updated_at, "trigger" = excluded."trigger",
+              payload = excluded.payload
+RETURNING id, events
+"""
 MAX_GROUP = 512
 
 
@@ -107,6 +117,13 @@ class GroupCommitter:
             assert call.row is not None
             out.append(Enqueued(job_id=int(call.row[0]), merged=int(call.row[1]) > 1))
         return out
+
+    def enqueue_payloads(self, items: list[tuple[str, str, str, str]], now: float,
+                         timeout: float = 60.0) -> list[Enqueued]:
+        """Store calls ``(source_id, key, trigger, payload JSON)`` that carry their record's data."""
+        calls = self._submit([_Call(UPSERT_PAYLOAD, (s, k, t, p, now, now, now)) for s, k, t, p in items])
+        return [Enqueued(job_id=int(c.row[0]), merged=int(c.row[1]) > 1) for c in self._wait(calls, timeout)
+                if c.row is not None]
 
     def write_health(self, now: float, timeout: float = 60.0) -> None:
         """Rewrite the health row in the next group; returns once committed (raises what the commit raised)."""

@@ -37,7 +37,15 @@ from typing import Any
 from relay.config import RelayConfig
 from relay.errors import NotFound, PermanentError, RelayError, TransientError
 from relay.mapping import clients as mapping
-from relay.mapping.clients import COMPANY, CONTACT, ENTITY_TYPE_IDS, TargetRecord, match_values, section
+from relay.mapping.clients import (
+    COMPANY,
+    CONTACT,
+    ENTITY_TYPE_IDS,
+    Sections,
+    TargetRecord,
+    match_values,
+    section,
+)
 from relay.mapping.deal import MappingSpec
 from relay.mapping.multifields import MULTI_FIELDS, normalize
 from relay.models import Link
@@ -72,6 +80,7 @@ class Need:
     source_id: str
     entity: str  # company | contact
     record_id: str
+    update: bool = field(default=True, compare=False)  # False: only find or create it (a 1C invoice's company)
 
     @property
     def key(self) -> Key:
@@ -82,7 +91,7 @@ class Need:
 @dataclass
 class _Rec:
     need: Need
-    spec: MappingSpec
+    spec: Sections
     prefix: str  # the source's link prefix
     ctx: dict[str, str]
     record: dict[str, Any] | None = None
@@ -136,11 +145,9 @@ class Settler:
         for need in needs:
             if need.key in recs:
                 continue
-            source = self.config.source(need.source_id)
-            if source is None:
-                continue
-            ctx = {"id": source.id, "domain": source.domain or "", "member_id": source.member_id or ""}
-            recs[need.key] = _Rec(need, self.config.mappings[source.id], source.link_prefix, ctx)
+            origin = self._origin(need.source_id)
+            if origin is not None:
+                recs[need.key] = _Rec(need, *origin)
         if not recs:
             return {}
         self._read(list(recs.values()), prefetched or {})
@@ -151,6 +158,17 @@ class Settler:
         return {k: r.result for k, r in recs.items()}
 
     # --- read --------------------------------------------------------------------------------
+
+    def _origin(self, origin_id: str) -> tuple[Sections, str, dict[str, str]] | None:
+        """A partner portal's or a 1C base's mapping, link prefix and template context."""
+        source = self.config.source(origin_id)
+        if source is not None:
+            ctx = {"id": source.id, "domain": source.domain or "", "member_id": source.member_id or ""}
+            return self.config.mappings[source.id], source.link_prefix, ctx
+        base = self.config.onec_base(origin_id)
+        if base is not None:
+            return self.config.onec_mappings[base.id], base.link_prefix, {"id": base.id, "domain": "", "member_id": ""}
+        return None
 
     def prefetch(self, source_id: str) -> dict[str, Command]:
         """Reads of the clients of this source's last round, to ride along with the next deal read in
@@ -193,7 +211,7 @@ class Settler:
                     missing[r.need.entity].append(r.need.record_id)
             self._recent[source_id] = {e: [r.need.record_id for r in group if r.need.entity == e][:PREFETCH]
                                        for e in (COMPANY, CONTACT)}
-            if not missing:
+            if not missing or source_id not in self.sources:  # a 1C base's records come with its calls
                 continue
             reads = _source_reads(spec, missing)
             mine = {(r.need.entity, r.need.record_id): r for r in group}
@@ -234,7 +252,7 @@ class Settler:
                 r.result = lk.target_deal_id  # an ESB record linked by a match rule: never written
             elif lk is None or lk.state != "linked" or not lk.target_deal_id:
                 r.action = "find"
-            elif lk.fingerprint == r.print:
+            elif lk.fingerprint == r.print or not r.need.update:
                 r.result = lk.target_deal_id
             else:
                 r.action, r.target_id = "update", lk.target_deal_id
@@ -261,7 +279,7 @@ class Settler:
                         ["ID", "ORIGINATOR_ID", "ORIGIN_ID"], multi=False), chunk)
             sect = section(finding[0].spec, entity)
             for rule in sect.rules if sect else []:
-                with_values = [r for r in finding if rule in _rules(r) and match_values(r.record or {}, rule,
+                with_values = [r for r in finding if rule in _rules(r) and match_values(r.target, rule,
                                                                                           r.requisite)]
                 cmds.update(_rule_commands(entity, rule, with_values))
         for name, reply, chunk in _run(self.target, cmds, fail=chunk_fail):
@@ -306,7 +324,7 @@ class Settler:
             for rule, ids in list(r.hits.items()):
                 if rule not in ("phone", "email"):
                     continue
-                mine = {normalize(rule.upper(), v) for v in match_values(r.record or {}, rule, r.requisite)}
+                mine = {normalize(rule.upper(), v) for v in match_values(r.target, rule, r.requisite)}
                 candidates = [i for i in ids if i != "?"]
                 r.hits[rule] = _oldest([i for i in candidates if mine & {
                     normalize(rule.upper(), e.get("VALUE")) for e in found.get(r.need.entity, {}).get(i, {}).get(
@@ -465,7 +483,7 @@ def _uf_names(sect: Any) -> list[str]:
     return sorted(n for n in names if n.startswith("UF_"))
 
 
-def _source_reads(spec: MappingSpec, ids: Mapping[str, Sequence[str]],
+def _source_reads(spec: Sections, ids: Mapping[str, Sequence[str]],
                   ) -> dict[str, tuple[Command, str, bool, list[str]]]:
     """The source reads of these clients: name -> (command, entity, reads requisites, ids)."""
     out: dict[str, tuple[Command, str, bool, list[str]]] = {}
@@ -517,7 +535,7 @@ def _rule_commands(entity: str, rule: str, recs: Sequence[_Rec]) -> dict[str, tu
         values: list[str] = []
         n = 0
         for r in recs:  # records whose values fit one command share it (at most 20 values)
-            mine = match_values(r.record or {}, rule, r.requisite)[:COMM]
+            mine = match_values(r.target, rule, r.requisite)[:COMM]
             if group and len(values) + len(mine) > COMM:
                 cmds[f"m{tag}_{n}"] = (_findbycomm(entity, rule, values), group)
                 group, values, n = [], [], n + 1
@@ -529,14 +547,14 @@ def _rule_commands(entity: str, rule: str, recs: Sequence[_Rec]) -> dict[str, tu
     if rule.startswith("requisite:"):
         name = rule.split(":", 1)[1]
         for n, chunk in enumerate(_chunks(list(recs), REQUISITE_OWNERS)):
-            values = [match_values(r.record or {}, rule, r.requisite)[0] for r in chunk]
+            values = [match_values(r.target, rule, r.requisite)[0] for r in chunk]
             cmds[f"m{tag}_{n}"] = (Command("crm.requisite.list", {
                 "filter": {"=ENTITY_TYPE_ID": ENTITY_TYPE_IDS[entity], f"@{name}": values},
                 "select": ["ID", "ENTITY_ID", name], "order": {"ID": "ASC"}}), chunk)
         return cmds
     if rule == "title" and entity == COMPANY:
         for n, chunk in enumerate(_chunks(list(recs), STAMPS)):
-            titles = [match_values(r.record or {}, rule, None)[0] for r in chunk]
+            titles = [match_values(r.target, rule, None)[0] for r in chunk]
             cmds[f"m{tag}_{n}"] = (_list(entity, {"@TITLE": titles}, ["ID", "TITLE"], multi=False), chunk)
     return cmds
 
@@ -567,7 +585,7 @@ def _hits(rule: str, r: _Rec, rows: Any, alone: bool) -> list[str]:
         ids = rows.get(DUP_TYPE[r.need.entity], []) if isinstance(rows, Mapping) else []
         found = _oldest(str(i) for i in ids if str(i).isdigit())
         return found if alone or not found else [*found, "?"]
-    values = set(match_values(r.record or {}, rule, r.requisite))
+    values = set(match_values(r.target, rule, r.requisite))
     if rule.startswith("requisite:"):
         name = rule.split(":", 1)[1]
         return _oldest(str(row.get("ENTITY_ID")) for row in _rows(rows) if str(row.get(name) or "").strip() in values)

@@ -68,6 +68,7 @@ from relay.sync import clients, copies, files, notices
 from relay.sync import find as lookup
 from relay.sync.deliver import Deliverer
 from relay.sync.find import ORIGIN_LINK
+from relay.sync.onec import OneCSync
 from relay.sync.outcome import Outcome, pack
 from relay.sync.read import Read
 from relay.sync.read import read as read_deals
@@ -143,6 +144,7 @@ class Pipeline:
         self._target_ok = False
         self.deliverer = Deliverer(target, sources)
         self.settler = clients.Settler(config, store, target, sources)
+        self.onec = OneCSync(config, store, target, self.settler)
 
     # --- sync --------------------------------------------------------------------------------
 
@@ -152,6 +154,12 @@ class Pipeline:
         ``renew`` extends the jobs' leases just before anything is written to the target and says
         which are still ours: a job whose lease was lost (another worker took it over) writes nothing.
         """
+        records = [j for j in jobs if self.config.onec_base(j.source_id) is not None]
+        if records:  # 1C bases' calls carry their records (relay.sync.onec)
+            done = {o.job.id: o for o in self.onec.sync(records)}
+            rest = self.sync([j for j in jobs if j.id not in done], renew) if len(records) < len(jobs) else []
+            rest_by_id = {o.job.id: o for o in rest}
+            return [done.get(j.id) or rest_by_id[j.id] for j in jobs]
         works: list[_Work] = []
         for job in jobs:
             source = self.config.source(job.source_id)

@@ -7,6 +7,7 @@ Bitrix24 never re-sends a call (``api-reference/events/index.md``), so storing c
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
 import time
@@ -18,8 +19,9 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from relay import __version__
-from relay.config import RelayConfig
-from relay.errors import BadRequest, IngressError, PayloadTooLarge, UnknownSource
+from relay.config import OneCBase, RelayConfig
+from relay.errors import BadRequest, Forbidden, IngressError, PayloadTooLarge, Unauthorized, UnknownSource
+from relay.intake import onec
 from relay.intake.bitrix24 import BodyLimits, SourceAuth, check_key, decode_body, decode_pairs, interpret
 from relay.redact import REDACTOR, redact_url
 from relay.store import Store
@@ -39,6 +41,26 @@ def _auth(config: RelayConfig, source_id: str) -> SourceAuth:
         domain=src.domain,
         deletes=config.mappings[src.id].deletes.source != "ignore",
     )
+
+
+def _onec_base(config: RelayConfig) -> OneCBase:
+    """The 1C base a call comes from: by its token (``Authorization: Bearer``, ``X-Relay-Token`` or
+    ``?key=``, compared in constant time), else by the caller's address (``allow_ips``)."""
+    header = request.headers.get("Authorization", "")
+    token = header[7:].strip() if header[:7].lower() == "bearer " else ""
+    token = token or request.headers.get("X-Relay-Token", "").strip() or request.args.get("key", "").strip()
+    if token:
+        given = token.encode("utf-8", "replace")
+        for base in config.file.onec:
+            if base.token is not None and hmac.compare_digest(given, base.token.get_secret_value().encode()):
+                return base
+        raise Forbidden("wrong token: check the token in the 1C module against onec[].token in relay.yaml")
+    address = request.remote_addr or ""
+    for base in config.file.onec:
+        if base.allows(address):
+            return base
+    raise Unauthorized("no token: send the base's token as the header Authorization: Bearer <token> "
+                       "(or X-Relay-Token, or ?key=<token>)")
 
 
 def _payload(limits: BodyLimits, max_body_bytes: int) -> dict[str, Any]:
@@ -90,7 +112,10 @@ def create_app(config: RelayConfig, store: Store, *, on_enqueue: Callable[[], No
     def _ingress_error(exc: IngressError) -> tuple[Response, int]:
         log.warning("%s %s -> %d: %s", request.method, redact_url(request.path), exc.status, exc.message)
         _drain(config.file.ingress.max_body_bytes)
-        return error(exc.status, exc.message)
+        response, status = error(exc.status, exc.message)
+        if status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="b24relay"'
+        return response, status
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(_exc: HTTPException) -> tuple[Response, int]:
@@ -122,6 +147,29 @@ def create_app(config: RelayConfig, store: Store, *, on_enqueue: Callable[[], No
         log.info("source %s: %s deal %s -> job %s%s (%.1f ms)", source_id, call.trigger, call.deal_id,
                  queued.job_id, " (merged)" if queued.merged else "", (time.perf_counter() - started) * 1000)
         return jsonify({"ok": True, "job_id": queued.job_id, "merged": queued.merged, "deal_id": call.deal_id}), 200
+
+    @app.post("/api/webhook/1c/<path:kind>")
+    def onec_handler(kind: str) -> tuple[Response, int]:
+        started = time.perf_counter()
+        record_kind = onec.KINDS.get(kind)
+        if record_kind is None:
+            raise UnknownSource(f"unknown 1C path {kind[:40]!r}: use clients, invoices or outgoing-invoices")
+        base = _onec_base(config)
+        ingress = config.file.ingress
+        call = onec.decode(record_kind, request.get_data(cache=False),
+                           limits=BodyLimits(ingress.max_fields, ingress.max_depth), timezone=base.timezone)
+        spec = config.onec_mappings[base.id]
+        section = {"client": spec.clients, "incoming": spec.incoming, "outgoing": spec.outgoing}[record_kind]
+        if section is None:
+            note = f"the mapping of 1C base {base.id} has no {onec.SECTION[record_kind]} section"
+            log.info("1C base %s: %s %s ignored: %s", base.id, call.action, call.key, note)
+            return jsonify({"ok": True, "ignored": note}), 200
+        queued = store.enqueue_record(base.id, call.key, call.payload)
+        if on_enqueue is not None:
+            on_enqueue()
+        log.info("1C base %s: %s %s -> job %s%s (%.1f ms)", base.id, call.action, call.key, queued.job_id,
+                 " (merged)" if queued.merged else "", (time.perf_counter() - started) * 1000)
+        return jsonify({"ok": True, "job_id": queued.job_id, "merged": queued.merged, "key": call.key}), 200
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:
