@@ -215,3 +215,28 @@ def test_500_documents_from_4_senders_through_503s_and_lost_replies_land_once_in
         assert env.store.jobs(kind="sync", status="dead", limit=5) == []
     finally:
         stop(env)
+
+
+def test_a_dead_1c_job_is_replayed_with_its_data_and_the_admin_lists_it(env: RelayEnv) -> None:
+    body = outgoing()
+    env.target.inject("command_error", method="crm.item.add", times=1, code="", status=400,
+                      description="Required fields are not filled: Title")
+    assert post(env, "outgoing-invoices", body).status_code == 200
+    env.settle()
+    [dead] = [j for j in env.store.jobs(kind="sync") if j.status == "dead"]
+    assert dead.payload["data"]["НомерДокумента"] == "0000-000777" and "Title" in (dead.last_error or "")
+    queued = env.store.replay(dead.id)  # what `relay replay JOB` and POST /admin/replay do
+    again = env.store.job(queued.job_id)
+    assert again is not None and again.payload == dead.payload and again.status == "pending"
+    env.settle()
+    assert [d["ORIGIN_ID"] for d in env.target.deals()] == ["outgoing:0000-000777:2024"]
+
+
+def test_other_paths_and_oversize_bodies(env: RelayEnv) -> None:
+    assert post(env, "orders", client("update", "1")).status_code == 404
+    big = {"action": "update", "clientData": {"Код": "1", "Наименование": "x" * 300_000}}
+    assert post(env, "clients", big).status_code == 413
+    assert env.store.jobs(kind="sync") == []
+    status = requests.get(f"{env.url}/status", timeout=5).json()
+    assert status["onec"] == [{"id": "main", "mapping": "1c-main.yaml", "token": True, "allow_ips": 0}]
+    assert TOKEN not in json.dumps(status)

@@ -187,7 +187,9 @@ def create_app(config: RelayConfig, store: Store, *, on_enqueue: Callable[[], No
     def status() -> tuple[Response, int]:
         sources = [{"id": s.id, "events": s.application_token is not None, "robot": s.robot_key is not None,
                     "mapping": s.mapping.name} for s in config.file.sources]
-        return jsonify({"version": __version__, "sources": sources, "jobs": store.counts()}), 200
+        bases = [{"id": b.id, "mapping": b.mapping.name, "token": b.token is not None, "allow_ips": len(b.allow_ips)}
+                 for b in config.file.onec]
+        return jsonify({"version": __version__, "sources": sources, "onec": bases, "jobs": store.counts()}), 200
 
     return app
 
