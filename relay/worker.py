@@ -237,9 +237,10 @@ class Worker:
         """What a dead sync job sends: robot answers (+ comment) to the source, an alert to the integrator."""
         cfg = self.config.file.notify
         out = []
+        from_portal = self.config.source(job.source_id) is not None  # a 1C base has nothing to tell
         source = notices.failure_notice(deal_id=job.deal_id, reason=reason, deal=o.deal,
                                         event_tokens=job.event_tokens, comment=cfg.failure_comment,
-                                        ref=uuid.uuid4().hex[:12])
+                                        ref=uuid.uuid4().hex[:12]) if from_portal else None
         if source is not None:
             out.append(source)
         if cfg.integrator_user_id:

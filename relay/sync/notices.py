@@ -97,7 +97,8 @@ def failure_notice(
 def alert(*, user_id: str, source_id: str, deal_id: str, reason: str, quiet: float) -> dict[str, Any]:
     """Payload of an integrator alert on the target portal: a job died."""
     minutes = int(quiet // 60)
-    text = (f"[b24relay] Deal #{deal_id} of source {source_id} could not be relayed: {reason[:1200]}\n"
+    what = f"Deal #{deal_id}" if ":" not in deal_id else f"1C record {deal_id}"  # 1C keys: kind:number:year
+    text = (f"[b24relay] {what} of source {source_id} could not be relayed: {reason[:1200]}\n"
             f"Fix the cause, then `relay replay --dead --source {source_id}`."
             + (f" Further failures of this source in the next {minutes} min are not notified "
                "(see `relay jobs --status dead`)." if minutes else ""))
