@@ -189,7 +189,7 @@ def currency(code: str) -> str:
         return text.upper()
     if text.isdigit():
         found = pycountry.currencies.get(numeric=text.zfill(3))
-        return str(found.alpha_3) if found is not None else ""
+        return str(found.alpha_3) if found is not None and found.alpha_3 != "XXX" else ""  # 999: no currency
     return ""
 
 
