@@ -104,8 +104,8 @@ def ours(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_counterparty_create_update_delete_leaves_one_company(env: RelayEnv) -> None:
-    for n, (body, old) in enumerate([(client("create", "+380 44 000 00 01"), True),
-                                     (client("update", "+380 44 000 00 02"), False)]):
+    for n, body in enumerate([client("create", "+380 44 000 00 01", old=True),
+                              client("update", "+380 44 000 00 02")]):
         answer = post(env, "clients", body, bom=n == 0)
         assert answer.status_code == 200 and answer.json()["ok"] is True, answer.text
         env.settle()
@@ -240,3 +240,34 @@ def test_other_paths_and_oversize_bodies(env: RelayEnv) -> None:
     status = requests.get(f"{env.url}/status", timeout=5).json()
     assert status["onec"] == [{"id": "main", "mapping": "1c-main.yaml", "token": True, "allow_ips": 0}]
     assert TOKEN not in json.dumps(status)
+
+
+def test_smart_invoices_with_products_found_by_xml_id(tmp_path: Path) -> None:
+    funnel = '    CATEGORY_ID: {const: 3}\n    STAGE_ID: {const: "C3:NEW"}\n    BEGINDATE: ДатаДокумента\n'
+    mapping = MAPPING.replace("outgoing:\n  target: deal", "outgoing:\n  target: invoice").replace(
+        funnel, "    BEGINDATE: ДатаДокумента\n",
+    ).replace('  create_only: [CATEGORY_ID, STAGE_ID]\n  products: {ids: {"00045": 301}, unmapped: free_text}\n'
+              '  deletes: {policy: stage, stage: "C3:LOSE"}',
+              '  products: {ids: {"00045": 301}, xml_id: true, unmapped: free_text}\n  deletes: delete')
+    assert "target: invoice" in mapping and "xml_id: true" in mapping and "deletes: delete" in mapping
+    (tmp_path / "mappings").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "mappings/1c-main.yaml").write_text(mapping, encoding="utf-8")
+    env = start(tmp_path, extra=f"onec:\n  - {{id: main, token: {TOKEN}, mapping: mappings/1c-main.yaml}}\n")
+    try:
+        montage = env.target.add_product("Монтаж (ESB)", 100.0, xml_id="00901")
+        for _ in range(3):
+            assert post(env, "outgoing-invoices", outgoing()).status_code == 200
+            env.settle()
+        assert env.target.deals() == []
+        [invoice] = env.target.items(31)
+        assert invoice["title"] == "Рахунок 0000-000777" and invoice["currencyId"] == "UAH"
+        assert invoice["xmlId"] == "b24relay:1c.main:outgoing:0000-000777:2024"
+        [company] = env.target.companies()
+        assert int(invoice["companyId"]) == int(company["ID"])
+        rows = env.target.item_rows(31, int(invoice["id"]))
+        assert [(r["productId"], float(r["quantity"])) for r in rows] == [(301, 1.0), (montage, 2.0), (0, 1.0)]
+        assert post(env, "outgoing-invoices", outgoing("delete")).status_code == 200
+        env.settle()
+        assert env.target.items(31) == []
+    finally:
+        stop(env)

@@ -217,7 +217,8 @@ def visible(record: Mapping[str, Any]) -> dict[str, Any]:
 def _catalogue(state: PortalState, entity: str) -> Catalogue:
     return Catalogue(standard=tuple(CATALOGUES[entity]),
                      uf={n: m for n, (_t, m) in state.client_uf[entity].items()},
-                     multi=tuple(multifields.KINDS))
+                     multi=tuple(multifields.KINDS),
+                     text=frozenset(n for n, spec in CATALOGUES[entity].items() if spec[0] == "string"))
 
 
 def _handlers(entity: str) -> dict[str, Handler]:

@@ -20,7 +20,7 @@ ROUTES_HELP = [
     "GET /_emu/comments[?deal_id=N]", "GET /_emu/notifications", "GET /_emu/event_sends",
     "GET|DELETE /_emu/requests", "GET|POST|DELETE /_emu/faults", "POST /_emu/event_tokens",
     "POST /_emu/send_event", "POST /_emu/send_robot", "POST /_emu/send_app_robot",
-    "POST /_emu/bindings", "GET /_emu/deliveries",
+    "POST /_emu/bindings", "GET /_emu/deliveries", "GET|POST /_emu/products", "GET /_emu/items/<entityTypeId>",
 ]
 
 Result = tuple[int, Any]
@@ -100,6 +100,11 @@ def _simple_routes(portal: Portal) -> dict[tuple[str, str], Callable[[Mapping[st
             b["handler_url"], b.get("events", ["ONCRMDEALADD", "ONCRMDEALUPDATE"]),
             b.get("application_token"), include_rest=bool(b.get("include_rest"))).handler_id}),
         ("GET", "/_emu/deliveries"): lambda q, b: (200, portal.deliveries()),
+        ("GET", "/_emu/products"): lambda q, b: (200, portal.products()),
+        ("POST", "/_emu/products"): lambda q, b: (200, {"id": portal.add_product(
+            str(b["name"]), float(b.get("price", 0)), b.get("xml_id"), currency=b.get("currency"))}),
+        ("GET", "/_emu/items/2"): lambda q, b: (200, portal.items(2)),
+        ("GET", "/_emu/items/31"): lambda q, b: (200, portal.items(31)),
     }
 
 

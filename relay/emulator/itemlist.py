@@ -5,6 +5,11 @@ Prefixes ``>=``, ``>``, ``<=``, ``<``, ``@`` (IN), ``!@``, ``%``, ``=%``/``%=``,
 ``total``/``next`` — ``api-reference/crm/universal/crm-item-list.md``.  ``=`` "works with arrays as
 well" — ``api-reference/crm/universal/product-rows/crm-item-productrow-list.md``.  The ``logic: OR``
 nested filter groups of ``crm-item-list.md`` are not emulated.
+
+String fields (:data:`TEXT_FIELDS`: codes, stamps, names) are matched as text, case-insensitively:
+``=xmlId`` ``"000123"`` does not find ``"123"`` (UNVERIFIED: the database's string comparison,
+inferred from the ``string`` type of these fields in ``api-reference/crm/universal/object-fields.md``).
+Other fields compare numerically or as dates when both sides allow it.
 """
 
 from __future__ import annotations
@@ -21,6 +26,11 @@ PAGE_SIZE = 50
 _PREFIXES = ("!=%", "!%=", ">=", "<=", "!=", "!@", "=%", "%=", "!%", ">", "<", "=", "!", "@", "%")
 
 Record = Mapping[str, Any]
+#: fields of type ``string``/``text`` whose equality tests compare text — object-fields.md
+TEXT_FIELDS = frozenset({
+    "title", "xmlId", "accountNumber", "originatorId", "originId", "comments", "sourceDescription",
+    "additionalInfo", "productName",
+})
 
 
 def split_key(key: str) -> tuple[str, str]:
@@ -52,10 +62,15 @@ def _like(value: Any, wanted: Any, anchored: bool) -> bool:
     return re.fullmatch(pattern, text, re.DOTALL) is not None
 
 
-def _one(op: str, value: Any, wanted: Any, tz: timezone) -> bool:
+def _same(value: Any, wanted: Any, tz: timezone, text: bool) -> bool:
+    if text or value in (None, "") or wanted in (None, ""):
+        return php_str(value).casefold() == php_str(wanted).casefold()
+    return compare(value, wanted, tz) == 0
+
+
+def _one(op: str, value: Any, wanted: Any, tz: timezone, text: bool = False) -> bool:
     if op in ("=", "@", "!", "!=", "!@"):
-        hit = any(php_str(value) == php_str(w) if value in (None, "") or w in (None, "")
-                  else compare(value, w, tz) == 0 for w in _options(wanted))
+        hit = any(_same(value, w, tz, text) for w in _options(wanted))
         return hit if op in ("=", "@") else not hit
     if op in ("%", "!%"):
         return _like(value, wanted, False) != (op == "!%")
@@ -66,8 +81,9 @@ def _one(op: str, value: Any, wanted: Any, tz: timezone) -> bool:
     return compare(value, wanted, tz) in {">": (1,), ">=": (0, 1), "<": (-1,), "<=": (-1, 0)}[op]
 
 
-def build_filter(raw: Any, allowed: Collection[str], tz: timezone) -> Callable[[Record], bool]:
-    """Compile ``filter``; a key outside ``allowed`` is ``INVALID_ARG_VALUE``."""
+def build_filter(raw: Any, allowed: Collection[str], tz: timezone,
+                 text: Collection[str] = TEXT_FIELDS) -> Callable[[Record], bool]:
+    """Compile ``filter``; a key outside ``allowed`` is ``INVALID_ARG_VALUE``; ``text`` fields compare as text."""
     if raw in (None, "", []):
         return lambda _r: True
     if not isinstance(raw, Mapping):
@@ -84,7 +100,8 @@ def build_filter(raw: Any, allowed: Collection[str], tz: timezone) -> Callable[[
             value = record.get(name)
             values = value if isinstance(value, list) else [value]
             negative = op.startswith("!")
-            results = [_one(op, v, wanted, tz) for v in values] or [_one(op, None, wanted, tz)]
+            as_text = name in text
+            results = [_one(op, v, wanted, tz, as_text) for v in values] or [_one(op, None, wanted, tz, as_text)]
             if not (all(results) if negative else any(results)):
                 return False
         return True

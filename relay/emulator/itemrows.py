@@ -51,6 +51,12 @@ def _owner_rows(state: PortalState, owner_type: str, owner_id: int) -> list[dict
     return None
 
 
+def owner_rows(state: PortalState, owner_type: str, owner_id: int) -> list[dict[str, Any]]:
+    """Copies of one owner's rows in ``crm.item.productrow`` shape, by ``sort`` (empty when unknown)."""
+    rows = [camel_row(r) for r in _owner_rows(state, owner_type, owner_id) or []]
+    return sorted(rows, key=lambda r: (r["sort"], r["id"]))
+
+
 def productrow_set(state: PortalState, params: Mapping[str, Any]) -> Reply:
     """``crm.item.productrow.set``: replace all rows of one owner."""
     for name in ("ownerType", "ownerId"):

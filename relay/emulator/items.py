@@ -7,22 +7,23 @@ cannot — ``api-reference/crm/deals/crm-deal-update.md``) and fires ``ONCRMDEAL
 ``ONCRMDEALUPDATE`` (``api-reference/crm/deals/events/on-crm-deal-move-to-category.md``).
 Replies ``{"item": {...}}`` / ``{"items": [...]}``, ``crm.item.delete`` -> ``[]``, errors ``NOT_FOUND``
 (HTTP 400) for an unknown type or id, ``CRM_FIELD_ERROR_VALUE_NOT_VALID`` for a bad value —
-``api-reference/crm/universal/crm-item-{get,list,add,update,delete}.md``.
+``api-reference/crm/universal/crm-item-{get,list,add,update,delete}.md``.  Smart invoices live in
+:mod:`relay.emulator.invoices` (no ``originatorId``/``originId`` there: filter on ``xmlId``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import timedelta
 from typing import Any
 
-from relay.emulator import crm_methods, deal_contacts, deals, files, itemfields, itemlist
+from relay.emulator import crm_methods, deal_contacts, deals, files, invoices, itemfields, itemlist
 from relay.emulator.core import EmuError, Reply, param
+from relay.emulator.invoices import INVOICE, bad_value
 from relay.emulator.state import PortalState
-from relay.emulator.values import floatval, intval, iso, parse_datetime, php_str, strict_id
+from relay.emulator.values import floatval, intval, php_str, strict_id
 
 Handler = Callable[[PortalState, Mapping[str, Any]], Reply]
-DEAL, INVOICE = 2, 31
+DEAL = 2
 
 #: ``crm.enum.ownertype`` — ``api-reference/crm/auxiliary/enum/crm-enum-owner-type.md``
 OWNER_TYPES: list[dict[str, Any]] = [
@@ -32,24 +33,11 @@ OWNER_TYPES: list[dict[str, Any]] = [
         (31, "Invoice", "SMART_INVOICE", "SI"), (7, "Quote", "QUOTE", "Q"),
         (8, "Billing Details", "REQUISITE", "RQ"))
 ]
-#: invoice fields ``crm.item.add/update`` write, with their kind — ``crm-item-update.md`` ("Invoice")
-INVOICE_WRITABLE: dict[str, str] = {
-    "title": "str", "xmlId": "str", "assignedById": "user", "opened": "yn", "webformId": "int",
-    "begindate": "date", "closedate": "date", "companyId": "int", "contactId": "int", "contactIds": "ids",
-    "observers": "ids", "stageId": "str", "categoryId": "int", "sourceId": "str", "sourceDescription": "str",
-    "currencyId": "currency", "isManualOpportunity": "yn", "opportunity": "float", "taxValue": "float",
-    "mycompanyId": "int", "comments": "str", "locationId": "str", "parentId2": "int",
-}
 
 
 def item_not_found() -> EmuError:
     """``NOT_FOUND`` for a missing item — ``crm-item-get.md``."""
     return EmuError(400, "NOT_FOUND", "Element not found")
-
-
-def bad_value(field: str) -> EmuError:
-    """``CRM_FIELD_ERROR_VALUE_NOT_VALID`` — ``crm-item-add.md``, ``crm-item-update.md``."""
-    return EmuError(400, "CRM_FIELD_ERROR_VALUE_NOT_VALID", f'Invalid value for field "{field}"')
 
 
 def entity_type(params: Mapping[str, Any]) -> int:
@@ -164,76 +152,6 @@ def _deal_update(state: PortalState, deal_id: int, fields: Mapping[str, Any], or
     _set_contacts(state, deal_id, fields)
 
 
-# -- smart invoices -------------------------------------------------------------------------------
-
-def _invoice_value(state: PortalState, name: str, kind: str, value: Any) -> Any:
-    if kind == "int":
-        return intval(value) if value not in (None, "") else 0
-    if kind == "float":
-        return floatval(value)
-    if kind == "yn":
-        return "Y" if php_str(value).upper() in ("Y", "1", "TRUE") else "N"
-    if kind == "ids":
-        return [intval(v) for v in (value if isinstance(value, list) else [value]) if intval(v) > 0]
-    if kind == "user":
-        if intval(value) not in state.config.users:
-            raise bad_value(name)
-        return intval(value)
-    if kind == "currency":
-        if php_str(value).upper() not in state.config.currencies:
-            raise bad_value(name)
-        return php_str(value).upper()
-    if kind == "date":
-        if value in (None, ""):
-            return None
-        moment = parse_datetime(value, state.tz)
-        if moment is None:
-            raise bad_value(name)
-        return iso(moment.replace(hour=0, minute=0, second=0, microsecond=0))
-    return None if value is None else php_str(value)
-
-
-def _invoice_write(state: PortalState, record: dict[str, Any], fields: Mapping[str, Any]) -> None:
-    clean = {n: _invoice_value(state, n, INVOICE_WRITABLE[n], v) for n, v in fields.items() if n in INVOICE_WRITABLE}
-    category = clean.get("categoryId", record["categoryId"])
-    if category not in state.invoice_categories:
-        raise bad_value("categoryId")
-    stages = state.invoice_categories[category]
-    if "stageId" in clean and clean["stageId"] not in stages:
-        raise bad_value("stageId")
-    if category != record["categoryId"] and "stageId" not in clean:
-        clean["stageId"] = stages[0]
-    if "contactIds" in clean:
-        clean["contactId"] = clean["contactIds"][0] if clean["contactIds"] else 0
-    record.update(clean)
-    status = php_str(record["stageId"]).rsplit(":", 1)[-1]
-    record["stageSemanticId"] = "S" if status == "P" else "F" if status == "D" else "P"
-    record["closed"] = "N" if record["stageSemanticId"] == "P" else "Y"
-
-
-def _invoice_add(state: PortalState, fields: Mapping[str, Any]) -> int:
-    invoice_id = state.next_id("invoice")
-    now = state.now()
-    user = state.config.user_id
-    category = min(state.invoice_categories)
-    record: dict[str, Any] = {
-        "id": invoice_id, "xmlId": None, "title": f"Invoice #{invoice_id}", "accountNumber": str(invoice_id),
-        "createdBy": user, "updatedBy": user, "movedBy": user, "createdTime": iso(now), "updatedTime": iso(now),
-        "movedTime": iso(now), "categoryId": category, "stageId": state.invoice_categories[category][0],
-        "stageSemanticId": "P", "closed": "N", "opened": "Y", "webformId": 0, "assignedById": user,
-        "begindate": iso(now.replace(hour=0, minute=0, second=0)),
-        "closedate": iso(now.replace(hour=0, minute=0, second=0) + timedelta(days=7)),
-        "companyId": 0, "contactId": 0, "contactIds": [], "observers": [], "mycompanyId": 0,
-        "sourceId": None, "sourceDescription": None, "currencyId": state.config.currency,
-        "isManualOpportunity": "N", "opportunity": 0.0, "taxValue": 0.0, "comments": None,
-        "locationId": None, "parentId2": 0, "entityTypeId": INVOICE,
-    }
-    _invoice_write(state, record, fields)
-    state.invoices[invoice_id] = record
-    state.invoice_rows.setdefault(invoice_id, [])
-    return invoice_id
-
-
 # -- handlers -------------------------------------------------------------------------------------
 
 def item_get(state: PortalState, params: Mapping[str, Any]) -> Reply:
@@ -251,7 +169,7 @@ def item_list(state: PortalState, params: Mapping[str, Any]) -> Reply:
         allowed: set[str] = set(itemfields.DEAL_FIELDS) | set(itemfields.uf_names(state, original)) | {"contactIds"}
     else:
         views = [dict(state.invoices[k]) for k in sorted(state.invoices)]
-        allowed = set(views[0]) if views else {"id", *INVOICE_WRITABLE}
+        allowed = set(invoices.FIELDS)
     matches = itemlist.build_filter(param(params, "filter"), allowed, state.tz)
     found = [v for v in views if matches(v)]
     itemlist.sort_records(found, itemlist.order_keys(param(params, "order"), allowed), state.tz)
@@ -268,7 +186,7 @@ def item_add(state: PortalState, params: Mapping[str, Any]) -> Reply:
     fields = _fields(params)
     original = _original(params)
     if type_id == INVOICE:
-        return Reply({"item": dict(state.invoices[_invoice_add(state, fields)])})
+        return Reply({"item": dict(state.invoices[invoices.add(state, fields)])})
     upper = itemfields.deal_fields_from_item(state, fields, original)
     category = upper.get("CATEGORY_ID")
     if category is not None and intval(category) not in state.config.categories:
@@ -289,10 +207,8 @@ def item_update(state: PortalState, params: Mapping[str, Any]) -> Reply:
     if type_id == DEAL:
         _deal_update(state, item_id, fields, _original(params))
     else:
-        record = dict(_invoice(state, item_id))
-        _invoice_write(state, record, fields)
-        record["updatedTime"] = iso(state.now())
-        state.invoices[item_id] = record
+        _invoice(state, item_id)
+        invoices.update(state, item_id, fields)
     return Reply({"item": _view(state, type_id, item_id, _original(params))})
 
 
@@ -316,10 +232,7 @@ def category_list(state: PortalState, params: Mapping[str, Any]) -> Reply:
     ``api-reference/crm/universal/category/crm-category-list.md``."""
     if intval(params.get("entityTypeId", DEAL)) != INVOICE:
         return crm_methods.category_list(state, params)
-    default = min(state.invoice_categories)
-    cats = [{"id": cat, "name": "General" if cat == default else f"Invoices {cat}", "sort": (i + 1) * 100,
-             "entityTypeId": INVOICE, "isDefault": "Y" if cat == default else "N", "originId": "",
-             "originatorId": ""} for i, cat in enumerate(sorted(state.invoice_categories))]
+    cats = invoices.categories(state)
     return Reply({"categories": cats}, total=len(cats))
 
 
@@ -327,18 +240,7 @@ def status_list(state: PortalState, params: Mapping[str, Any]) -> Reply:
     """``crm.status.list`` with ``SMART_INVOICE_STAGE_<category>`` rows added —
     ``api-reference/crm/status/crm-status-list.md``, ``crm-item-update.md`` ("Invoice", ``stageId``)."""
     rows = list(crm_methods.status_list(state, {}).value)
-    names = {"N": "New", "S": "Sent", "P": "Paid", "D": "Declined"}
-    for cat, stages in sorted(state.invoice_categories.items()):
-        for i, stage in enumerate(stages):
-            status = stage.rsplit(":", 1)[-1]
-            semantic = "S" if status == "P" else "F" if status == "D" else None
-            rows.append({
-                "ID": str(len(rows) + 1), "ENTITY_ID": f"SMART_INVOICE_STAGE_{cat}", "STATUS_ID": stage,
-                "NAME": names.get(status, status), "NAME_INIT": "", "SORT": str((i + 1) * 10),
-                "SYSTEM": "Y" if i == 0 or semantic else "N", "CATEGORY_ID": str(cat), "COLOR": "#39A8EF",
-                "SEMANTICS": semantic, "EXTRA": {"SEMANTICS": {"S": "success", "F": "failure"}.get(
-                    semantic or "", "process"), "COLOR": "#39A8EF"},
-            })
+    rows += invoices.stage_rows(state, len(rows) + 1)
     flt = param(params, "filter") or {}
     if isinstance(flt, Mapping):
         for key, wanted in flt.items():

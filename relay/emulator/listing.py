@@ -41,11 +41,13 @@ def _as_list(value: Any) -> list[Any]:
     return [value]
 
 
-def _equal(stored: Any, wanted: Any, tz: timezone) -> bool:
+def _equal(stored: Any, wanted: Any, tz: timezone, text: bool = False) -> bool:
     if stored is None or stored == "":
         return php_str(wanted) == ""
     if php_str(wanted) == "":
         return False
+    if text:  # a string column: "01234567" is not "1234567"
+        return php_str(stored).casefold() == php_str(wanted).casefold()
     return compare(stored, wanted, tz) == 0
 
 
@@ -54,11 +56,11 @@ def _like(pattern: str) -> re.Pattern[str]:
     return re.compile("^" + "".join(parts) + "$", re.IGNORECASE | re.DOTALL)
 
 
-def _test(op: str, wanted: Any, tz: timezone) -> Test:
-    """A predicate on one stored scalar value for operator ``op``."""
+def _test(op: str, wanted: Any, tz: timezone, text: bool = False) -> Test:
+    """A predicate on one stored scalar value for operator ``op`` (``text``: compare as strings)."""
     if op in ("=", "@", "!", "!=", "!@"):
         options = _as_list(wanted) if op in ("@", "!@") or isinstance(wanted, list) else [wanted]
-        hit: Test = lambda v: any(_equal(v, w, tz) for w in options)  # noqa: E731
+        hit: Test = lambda v: any(_equal(v, w, tz, text) for w in options)  # noqa: E731
         return hit if op in ("=", "@") else (lambda v: not hit(v))
     if op == "%":
         needle = php_str(wanted).casefold()
@@ -71,9 +73,11 @@ def _test(op: str, wanted: Any, tz: timezone) -> Test:
 
 
 def compile_filter(raw: Any, tz: timezone, known: Callable[[str], bool],
-                   column: Callable[[Mapping[str, Any], str], Any]) -> Callable[[Mapping[str, Any]], bool]:
+                   column: Callable[[Mapping[str, Any], str], Any],
+                   text: Callable[[str], bool] = lambda _name: False) -> Callable[[Mapping[str, Any]], bool]:
     """Compile a ``filter`` parameter into a predicate over stored records: keys whose field is not
-    ``known`` are silently ignored, like Bitrix24 (a typo filters nothing); ``column`` reads a field."""
+    ``known`` are silently ignored, like Bitrix24 (a typo filters nothing); ``column`` reads a field;
+    equality on a ``text`` field compares strings (UNVERIFIED: a string column never equals by number)."""
     if raw in (None, "", []):
         return lambda _record: True
     if not isinstance(raw, Mapping):
@@ -82,7 +86,7 @@ def compile_filter(raw: Any, tz: timezone, known: Callable[[str], bool],
     for key, wanted in raw.items():
         op, name = split_key(str(key))
         if known(name):
-            tests.append((name, op in ("!", "!=", "!@"), _test(op, wanted, tz)))
+            tests.append((name, op in ("!", "!=", "!@"), _test(op, wanted, tz, text(name))))
 
     def matches(record: Mapping[str, Any]) -> bool:
         for name, negative, test in tests:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from relay.emulator import (
+    catalog,
     clients,
     crm_methods,
     deal_contacts,
@@ -24,6 +25,7 @@ from relay.emulator import (
     items,
     other_methods,
     requisites,
+    units,
 )
 from relay.emulator import rows as product_rows
 from relay.emulator.batch import run_batch
@@ -40,6 +42,8 @@ METHODS: dict[str, crm_methods.Handler] = {**crm_methods.HANDLERS, **other_metho
 METHODS.update({**clients.HANDLERS, **requisites.HANDLERS, **duplicates.HANDLERS, **deal_contacts.HANDLERS})
 # crm.item.* (deals, smart invoices), crm.item.productrow.*, crm.enum.ownertype, invoice funnels
 METHODS.update({**items.HANDLERS, **itemrows.HANDLERS})
+# currencies, units of measure, catalog products (what 1C documents land with)
+METHODS.update({**units.HANDLERS, **catalog.HANDLERS})
 
 
 class Portal(PipelineMixin, OutgoingMixin):
@@ -169,6 +173,36 @@ class Portal(PipelineMixin, OutgoingMixin):
         """A deal's contact bindings (``crm.deal.contact.items.get`` shape)."""
         with self._lock:
             return deal_contacts.bindings(self.state, int(deal_id))
+
+    # -- crm.item.* records and the catalog (items.py, invoices.py, itemrows.py, catalog.py) ----
+
+    def items(self, entity_type_id: int) -> list[dict[str, Any]]:
+        """Copies of all deals (2) or smart invoices (31) in ``crm.item.get`` shape, by id."""
+        with self._lock:
+            if int(entity_type_id) == items.DEAL:
+                return [items.deal_view(self.state, k, False) for k in sorted(self.state.deals)]
+            if int(entity_type_id) == items.INVOICE:
+                return [copy.deepcopy(self.state.invoices[k]) for k in sorted(self.state.invoices)]
+        raise ValueError(f"entityTypeId {entity_type_id} is not emulated (2 and 31 are)")
+
+    def item_rows(self, entity_type_id: int, item_id: int) -> list[dict[str, Any]]:
+        """An item's product rows in ``crm.item.productrow.list`` shape, by ``sort`` (empty when unknown)."""
+        owner = {items.DEAL: "D", items.INVOICE: "SI"}.get(int(entity_type_id))
+        if owner is None:
+            raise ValueError(f"entityTypeId {entity_type_id} is not emulated (2 and 31 are)")
+        with self._lock:
+            return itemrows.owner_rows(self.state, owner, int(item_id))
+
+    def add_product(self, name: str, price: float = 0.0, xml_id: str | None = None, *,
+                    currency: str | None = None, measure: int = catalog.DEFAULT_MEASURE) -> int:
+        """Add a catalog product (``XML_ID`` defaults to its id, currency to the base one); returns its id."""
+        with self._lock:
+            return catalog.add_product(self.state, name, price, xml_id, currency=currency, measure=measure)
+
+    def products(self) -> list[dict[str, Any]]:
+        """Copies of all catalog products (``crm.product.get`` shape), by id."""
+        with self._lock:
+            return [dict(self.state.products[k]) for k in sorted(self.state.products)]
 
     # -- files of deals (relay/emulator/files.py) ------------------------------------------------
 

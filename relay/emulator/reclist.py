@@ -29,6 +29,7 @@ class Catalogue:
     uf: Mapping[str, bool] = field(default_factory=dict)  # name -> multiple
     multi: Sequence[str] = ()
     default_select: Sequence[str] = ("*", "UF_*")
+    text: frozenset[str] = frozenset()  # string fields: equality compares text, never numbers
 
     def known(self, name: str) -> bool:
         """True for a field the filter/order/select may use."""
@@ -43,7 +44,8 @@ def _column(record: Mapping[str, Any], name: str, multi: Sequence[str]) -> Any:
 
 def _filter(cat: Catalogue, raw: Any, tz: timezone) -> Callable[[Mapping[str, Any]], bool]:
     """The filter semantics of ``crm.deal.list``; a multi-field is matched by its values."""
-    return compile_filter(raw, tz, cat.known, lambda record, name: _column(record, name, cat.multi))
+    return compile_filter(raw, tz, cat.known, lambda record, name: _column(record, name, cat.multi),
+                          lambda name: name in cat.text or name in cat.multi)
 
 
 def _select(cat: Catalogue, raw: Any) -> list[str]:

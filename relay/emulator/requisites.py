@@ -3,7 +3,9 @@
 Requisites hold tax ids of a company (``ENTITY_TYPE_ID`` 4) or contact (3): fields and the
 ``crm.requisite.get`` output (strings, ``null`` empty values) —
 ``api-reference/crm/requisites/universal/crm-requisite-{add,get,update,delete,list}.md``.
-Find a company by tax id with ``crm.requisite.list`` ``filter{"RQ_INN": …}`` (protocol doc §10).
+Find a company by tax id with ``crm.requisite.list`` ``filter{"RQ_INN": …}`` (protocol doc §10);
+``=``/``@`` prefixes and ``ENTITY_TYPE_ID`` as in ``crm-requisite-list.md``; tax ids compare as
+text, so leading zeros matter (UNVERIFIED, as for any string column).
 Errors are HTTP 400 with an empty code: ``ENTITY_TYPE_ID is not defined or invalid.``,
 ``ENTITY_ID …``, ``PRESET_ID …``, ``Entity not found.``, ``The Requisite with ID '57' is not found``,
 ``ID is not defined or invalid.``.  Presets ``{ID, ENTITY_TYPE_ID, COUNTRY_ID, NAME, DATE_CREATE,
@@ -46,6 +48,9 @@ FIELDS: tuple[str, ...] = (
 )
 _READ_ONLY = {"ID", "DATE_CREATE", "DATE_MODIFY", "CREATED_BY_ID", "MODIFY_BY_ID"}
 _YN = {"ACTIVE", "ADDRESS_ONLY", "RQ_VAT_PAYER"}
+#: string fields: ``=RQ_EDRPOU`` ``"00032129"`` must not find ``"32129"`` (compared as text)
+TEXT = frozenset({"NAME", "CODE", "XML_ID", "ORIGINATOR_ID",
+                  *(n for n in _RQ if not n.endswith("_DATE") and n not in _YN)})
 
 PRESETS: tuple[dict[str, Any], ...] = tuple(
     {"ID": str(i), "ENTITY_TYPE_ID": "8", "COUNTRY_ID": country, "NAME": name,
@@ -143,7 +148,7 @@ def delete(state: PortalState, params: Mapping[str, Any]) -> Reply:
 
 def list_(state: PortalState, params: Mapping[str, Any]) -> Reply:
     """``crm.requisite.list``: all fields unless ``select`` — ``crm-requisite-list.md``."""
-    cat = Catalogue(standard=FIELDS, default_select=("*",))
+    cat = Catalogue(standard=FIELDS, default_select=("*",), text=TEXT)
     return list_records(cat, state.requisites.values(), params, state.tz)
 
 

@@ -31,10 +31,11 @@ def normalize_row(state: PortalState, raw: Any, owner_id: int, position: int) ->
     if not isinstance(raw, Mapping):
         raise validation("Parameter 'rows' must be array of arrays.")
     product_id = intval(raw.get("PRODUCT_ID", 0))
-    catalog = state.config.products
-    if product_id and product_id not in catalog:
+    product = state.products.get(product_id)  # relay/emulator/catalog.py
+    if product_id and product is None:
         raise EmuError(400, "ERROR_CORE", "Product is not found")
-    name = php_str(raw.get("PRODUCT_NAME")) or catalog.get(product_id, "")
+    catalog_name = php_str(product["NAME"]) if product is not None else ""
+    name = php_str(raw.get("PRODUCT_NAME")) or catalog_name
     price = floatval(raw.get("PRICE", 0))
     quantity = floatval(raw["QUANTITY"]) if is_numeric(raw.get("QUANTITY")) else 1.0
     tax_rate = _opt_float(raw, "TAX_RATE")
@@ -64,7 +65,7 @@ def normalize_row(state: PortalState, raw: Any, owner_id: int, position: int) ->
         "OWNER_TYPE": "D",
         "PRODUCT_ID": product_id,
         "PRODUCT_NAME": name,
-        "ORIGINAL_PRODUCT_NAME": catalog.get(product_id, name),
+        "ORIGINAL_PRODUCT_NAME": catalog_name or name,
         "PRODUCT_DESCRIPTION": php_str(raw.get("PRODUCT_DESCRIPTION")) or None,
         "PRICE": _money(price),
         "PRICE_EXCLUSIVE": _money(exclusive),

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from relay.emulator.catalog import product_record
 from relay.emulator.config import PortalConfig
 from relay.emulator.core import not_found
 from relay.emulator.values import parse_tz
@@ -52,10 +53,17 @@ class PortalState:
     #: ``"company"``/``"contact"`` -> {``UF_CRM_*`` name: (user type, multiple)}
     client_uf: dict[str, dict[str, tuple[str, bool]]] = field(
         default_factory=lambda: {"company": {}, "contact": {}})
+    #: catalog products by id in ``crm.product.get`` shape (relay/emulator/catalog.py); the
+    #: configured ``products`` (id -> name) are there from the start, price 0
+    products: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.tz = parse_tz(self.config.timezone)
         self.counters.setdefault("deal", self.config.first_deal_id - 1)
+        for product_id, name in self.config.products.items():
+            self.products.setdefault(product_id, product_record(
+                product_id, name, currency=self.config.currency, user=self.config.user_id))
+        self.counters.setdefault("product", max(self.config.products, default=0))
 
     def next_id(self, kind: str) -> int:
         """The next id of ``kind`` (``deal``, ``row``, ``comment``, ``notify``, ...)."""

@@ -10,9 +10,10 @@ A 1C call carries its record's data (stored with the job), so nothing is read fr
    ``XML_ID`` = ``КодТовара`` when the mapping asks (``crm.product.list`` by ``@XML_ID``, 50 a command);
    a linked record whose fingerprint is unchanged needs no write (posting the same document again
    writes nothing);
-3. **find** — records without a settled link are looked up by their stamp (``originatorId``
-   ``b24relay:1c.<base>`` + ``originId`` = the record's key; ``crm.item.list`` ``@originId``, 25 a command)
-   — exactly once does not rest on the local database;
+3. **find** — records without a settled link are looked up by their stamp (deals: ``originatorId``
+   ``b24relay:1c.<base>`` + ``originId`` = the record's key; smart invoices, which have neither field:
+   ``xmlId`` ``b24relay:1c.<base>:<key>``; ``crm.item.list`` with ``@``, 25 a command) — exactly once
+   does not rest on the local database;
 4. **write** — one target ``batch``: ``crm.item.add`` (``entityTypeId`` 2 for deals, 31 for smart
    invoices; claimed in the store first) or ``crm.item.update``, then ``crm.item.productrow.set``
    (``ownerType`` ``D`` / ``SI``, ``api-reference/crm/universal/product-rows/crm-item-productrow-set.md``)
@@ -59,7 +60,9 @@ log = logging.getLogger(__name__)
 STAMPS = 25
 PAGE = 50
 OWNER_TYPE = {"deal": "D", "invoice": "SI"}  # crm.enum.ownertype SYMBOL_CODE_SHORT
-TIMELINE = {"deal": "deal", "invoice": "dynamic_31"}  # crm.timeline.comment.add ENTITY_TYPE
+#: crm.timeline.comment.add ENTITY_TYPE; ``dynamic_<entityTypeId>`` for items (``crm-timeline-comment-add.md``
+#: shows it for smart processes; for smart invoices UNVERIFIED)
+TIMELINE = {"deal": "deal", "invoice": "dynamic_31"}
 NOUN = {"client": "counterparty", "incoming": "incoming invoice", "outgoing": "outgoing invoice"}
 PRODUCTS_TTL = 600.0  # seconds a product found by XML_ID is remembered
 
@@ -93,7 +96,11 @@ class _Doc:
 
     @property
     def stamp(self) -> dict[str, str]:
-        return {"originatorId": f"{ORIGINATOR}:{self.base.link_prefix}", "originId": self.job.deal_id}
+        """Deals: ``originatorId`` + ``originId``; smart invoices have neither (``object-fields.md``), so
+        their stamp is ``xmlId`` ``b24relay:1c.<base>:<key>``."""
+        if self.doc.target == "deal":
+            return {"originatorId": f"{ORIGINATOR}:{self.base.link_prefix}", "originId": self.job.deal_id}
+        return {"xmlId": f"{ORIGINATOR}:{self.base.link_prefix}:{self.job.deal_id}"}
 
     def fail(self, error: BaseException) -> None:
         self.result.status, self.result.error = "failed", error
@@ -281,11 +288,12 @@ class OneCSync:
         for (target, prefix), items in groups.items():
             for n in range(0, len(items), STAMPS):
                 chunk = items[n:n + STAMPS]
+                flt: dict[str, Any] = {"=originatorId": f"{ORIGINATOR}:{prefix}",
+                                       "@originId": [d.job.deal_id for d in chunk]} if target == "deal" else {
+                    "@xmlId": [d.stamp["xmlId"] for d in chunk]}
                 cmds[f"s{target}{prefix}_{n}"] = (Command("crm.item.list", {
-                    "entityTypeId": ENTITY_TYPE[target],
-                    "filter": {"=originatorId": f"{ORIGINATOR}:{prefix}",
-                               "@originId": [d.job.deal_id for d in chunk]},
-                    "select": ["id", "originatorId", "originId"], "order": {"id": "ASC"}}), chunk)
+                    "entityTypeId": ENTITY_TYPE[target], "filter": flt,
+                    "select": ["id", *chunk[0].stamp], "order": {"id": "ASC"}}), chunk)
         names = list(cmds)
         for start in range(0, len(names), MAX_BATCH):
             part = names[start:start + MAX_BATCH]
@@ -306,8 +314,7 @@ class OneCSync:
                 found = result.get("items") if isinstance(result, dict) else None
                 for d in chunk:
                     hits = sorted(int(i["id"]) for i in found or [] if isinstance(i, dict)
-                                  and str(i.get("originId")) == d.job.deal_id
-                                  and str(i.get("originatorId")) == d.stamp["originatorId"])
+                                  and all(str(i.get(k)) == v for k, v in d.stamp.items()))
                     if hits:
                         d.step, d.target_id = "update", str(hits[0])
         now = time.time()
