@@ -271,3 +271,17 @@ def test_smart_invoices_with_products_found_by_xml_id(tmp_path: Path) -> None:
         assert env.target.items(31) == []
     finally:
         stop(env)
+
+
+def test_an_allowed_address_needs_no_token_and_others_still_do(tmp_path: Path) -> None:
+    (tmp_path / "mappings").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "mappings/1c-main.yaml").write_text(MAPPING, encoding="utf-8")
+    extra = ("onec:\n  - {id: old, allow_ips: ['127.0.0.0/8'], mapping: mappings/1c-main.yaml}\n"
+             f"  - {{id: main, token: {TOKEN}, allow_ips: ['10.9.9.9'], mapping: mappings/1c-main.yaml}}\n")
+    env = start(tmp_path, extra=extra)
+    try:
+        assert post(env, "clients", client("update", "1"), token=None).status_code == 200  # base "old" by address
+        assert post(env, "clients", client("update", "2")).status_code == 200  # base "main" by its token
+        assert sorted(j.source_id for j in env.store.jobs(kind="sync")) == ["main", "old"]
+    finally:
+        stop(env)

@@ -119,3 +119,43 @@ def test_1c_mapping_errors_name_file_and_line(tmp_path: Path, text: str, words: 
     with pytest.raises(ConfigError) as err:
         load_onec_mapping(path, {})
     assert words in str(err.value) and "line 1" in str(err.value)
+
+
+BASE_YAML = """
+target: {webhook_url: "https://esb.example/rest/1/abcdefgh/"}
+onec:
+  - %s
+"""
+
+
+@pytest.mark.parametrize("base, words", [
+    ("{id: main, token: short, mapping: 1c.yaml}", "at least 16 characters"),
+    ("{id: main, mapping: 1c.yaml}", "give a token"),
+    ("{id: main, token: 0123456789abcdef0, mapping: 1c.yaml, timezone: Mars/Olympus}", "unknown time zone"),
+    ("{id: main, allow_ips: [10.0.0.300], mapping: 1c.yaml}", "not an IP address"),
+    ("{id: main, token: 0123456789abcdef0, mapping: nope.yaml}", "no such file"),
+])
+def test_1c_base_configuration_errors(tmp_path: Path, base: str, words: str) -> None:
+    from relay.config import load_config
+
+    (tmp_path / "1c.yaml").write_text("clients: {fields: {TITLE: Наименование}}\n", encoding="utf-8")
+    path = tmp_path / "relay.yaml"
+    path.write_text(BASE_YAML % base, encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(path, {})
+    assert words in str(err.value)
+
+
+def test_a_1c_only_relay_loads_and_ids_must_be_unique(tmp_path: Path) -> None:
+    from relay.config import load_config
+
+    (tmp_path / "1c.yaml").write_text("clients: {fields: {TITLE: Наименование}}\n", encoding="utf-8")
+    path = tmp_path / "relay.yaml"
+    path.write_text(BASE_YAML % "{id: main, token: 0123456789abcdef0, mapping: 1c.yaml}", encoding="utf-8")
+    config = load_config(path, {})
+    assert config.onec_base("main") is not None and config.file.sources == []
+    assert "0123456789abcdef0" in config.secrets()
+    path.write_text(BASE_YAML % "{id: main, token: 0123456789abcdef0, mapping: 1c.yaml}\n  - "
+                    "{id: main, token: 0123456789abcdef1, mapping: 1c.yaml}", encoding="utf-8")
+    with pytest.raises(ConfigError, match="unique"):
+        load_config(path, {})
