@@ -171,6 +171,9 @@ class IngressConfig(_Model):
     max_fields: Annotated[int, Field(ge=50, le=100_000)] = 1000
     #: deeper bracket keys stay flat, deeper JSON gets 400; PHP's max_input_nesting_level is 64
     max_depth: Annotated[int, Field(ge=4, le=64)] = 16
+    #: the 1C URLs: an invoice of 1,000 positions is about 300 KiB and 7,000 JSON values
+    onec_max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 4 * 1024 * 1024
+    onec_max_fields: Annotated[int, Field(ge=50, le=1_000_000)] = 50_000
 
 
 class WorkerConfig(_Model):

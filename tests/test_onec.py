@@ -234,9 +234,13 @@ def test_a_dead_1c_job_is_replayed_with_its_data_and_the_admin_lists_it(env: Rel
 
 def test_other_paths_and_oversize_bodies(env: RelayEnv) -> None:
     assert post(env, "orders", client("update", "1")).status_code == 404
-    big = {"action": "update", "clientData": {"Код": "1", "Наименование": "x" * 300_000}}
-    assert post(env, "clients", big).status_code == 413
+    big = {"action": "update", "clientData": {"Код": "1", "Наименование": "x" * (4 * 1024 * 1024)}}
+    answer = post(env, "clients", big)
+    assert answer.status_code == 413 and "ingress.onec_max_body_bytes" in answer.json()["error"]
     assert env.store.jobs(kind="sync") == []
+    many = outgoing()  # an invoice of 600 positions (about 4,000 JSON values) is one call
+    many["invoiceData"]["positions"] = many["invoiceData"]["positions"][:1] * 600
+    assert post(env, "outgoing-invoices", many).status_code == 200
     status = requests.get(f"{env.url}/status", timeout=5).json()
     assert status["onec"] == [{"id": "main", "mapping": "1c-main.yaml", "token": True, "allow_ips": 0}]
     assert TOKEN not in json.dumps(status)
@@ -285,3 +289,22 @@ def test_an_allowed_address_needs_no_token_and_others_still_do(tmp_path: Path) -
         assert sorted(j.source_id for j in env.store.jobs(kind="sync")) == ["main", "old"]
     finally:
         stop(env)
+
+
+def test_switching_to_the_improved_module_duplicates_nothing(env: RelayEnv) -> None:
+    assert post(env, "outgoing-invoices", outgoing()).status_code == 200  # the old module: no Guid
+    env.settle()
+    body = outgoing(qty=5)
+    body["invoiceData"]["Guid"] = "8a3c2f4e-1b2d-11ee-9f3a-005056a1b2c3"  # the improved module
+    answer = post(env, "outgoing-invoices", body)
+    assert answer.json()["key"] == "outgoing:8a3c2f4e-1b2d-11ee-9f3a-005056a1b2c3"
+    env.settle()
+    [deal] = env.target.deals()
+    assert deal["ORIGIN_ID"] == "outgoing:8a3c2f4e-1b2d-11ee-9f3a-005056a1b2c3"
+    assert [float(r["QUANTITY"]) for r in env.target.rows(int(deal["ID"]))] == [1.0, 5.0, 1.0]
+
+
+def test_error_texts_are_readable_utf8(env: RelayEnv) -> None:
+    answer = post(env, "invoices", {"action": "update", "invoiceData": {"Постачальник": "x"}})
+    assert answer.status_code == 400
+    assert "НомерДокумента".encode() in answer.content  # not \\u041d… escapes: the 1C log shows it as is

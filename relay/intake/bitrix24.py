@@ -38,8 +38,13 @@ DEAL_EVENTS = frozenset({"ONCRMDEALADD", "ONCRMDEALUPDATE"})
 DELETE_EVENT = "ONCRMDEALDELETE"  # relayed only when the source's mapping sets deletes.source
 _DEAL_ID = re.compile(r"^[1-9][0-9]{0,18}$")
 _DOC_ID = re.compile(r"^DEAL_([1-9][0-9]{0,18})$")
+#: an application robot's ``event_token`` (``<workflow id>|<activity>|<signature>``) is stored with the job, one per
+#: line when calls merge: no control character (a NUL is refused by PostgreSQL, a line break would split it in two)
+_EVENT_TOKEN = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,1024}")
 _FORM_TYPES = frozenset({"", "application/x-www-form-urlencoded", "text/plain"})
 _JSON_WS = b" \t\r\n"
+#: from where it is matched, the next bracket outside JSON strings (possessive: linear, no backtracking)
+_NEXT_BRACKET = re.compile(r'(?:[^"\[\]{}]|"[^"\\]*(?:\\.[^"\\]*)*+"?)*+([\[\]{}])', re.DOTALL)
 _MAX_NUMBER_CHARS = 100  # a JSON number longer than this is refused (Python refuses ints over 4300 digits)
 _PLAIN = re.compile(r"[A-Za-z0-9_.:+-]{1,64}")
 
@@ -151,10 +156,40 @@ def _check_shape(data: dict[str, Any], limits: BodyLimits) -> None:
         stack.extend((child, depth + 1) for child in children)
 
 
+def _check_nesting(text: str, limits: BodyLimits) -> None:
+    """Refuse JSON text nesting deeper than ``max_depth`` (or opening more than ``max_fields`` + 1 arrays
+    and objects) before :func:`json.loads` sees it.
+
+    The C decoder recurses once per level, and how deep it gets depends on the interpreter and the
+    thread's stack: a RecursionError, or (Python 3.13, a thread stack of 1 MiB or less) a crashed
+    process.  Linear: the brackets outside strings are read one by one (strings are skipped inside the
+    regex), and reading stops at the first level or container too many, or where the first value ends
+    (json.loads reads no further either).  Same levels as :func:`_check_shape`.
+    """
+    limit = limits.max_depth + 1  # the body's own object is level 0
+    if text.count("[") + text.count("{") <= limit:  # every real call: nothing to count
+        return
+    depth = opened = pos = 0
+    while (found := _NEXT_BRACKET.match(text, pos)) is not None:
+        pos = found.end()
+        if found.group(1) in "[{":
+            depth += 1
+            opened += 1
+            if depth > limit:
+                raise BadRequest(f"JSON nests deeper than {limits.max_depth} levels (ingress.max_depth)")
+            if opened > limits.max_fields + 1:  # each one but the body's object is a value
+                raise BadRequest(f"too many JSON values: more than {limits.max_fields} (ingress.max_fields)")
+        else:
+            depth -= 1
+            if depth <= 0:  # the first value is complete (or never opened): json.loads stops here too
+                return
+
+
 def _json_object(text: str, limits: BodyLimits) -> dict[str, Any]:
+    _check_nesting(text, limits)
     try:
         data = json.loads(text, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant)
-    except RecursionError:
+    except RecursionError:  # not expected after _check_nesting; kept as a second line
         raise BadRequest(f"JSON nests deeper than {limits.max_depth} levels (ingress.max_depth)") from None
     except json.JSONDecodeError as exc:
         raise BadRequest(f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
@@ -280,8 +315,21 @@ def _robot(payload: Mapping[str, Any]) -> InboundCall:
     match = _DOC_ID.match(doc[2].strip())
     if not match:
         raise BadRequest(f"document_id[2] must look like DEAL_123, got {doc[2][:40]!r}")
-    token = _text(payload.get("event_token"))
-    return InboundCall(kind="deal", trigger=trigger, deal_id=match.group(1), event_token=token)
+    return InboundCall(kind="deal", trigger=trigger, deal_id=match.group(1), event_token=_event_token(payload))
+
+
+def _event_token(payload: Mapping[str, Any]) -> str | None:
+    """The call's ``event_token`` fit to store, None without one; BadRequest when it cannot be one."""
+    value = payload.get("event_token")
+    if value is None or value == "":
+        return None
+    token = _text(value)
+    if token is None:
+        raise BadRequest(f"event_token must be a string, got {type(value).__name__}")
+    if not _EVENT_TOKEN.fullmatch(token):
+        raise BadRequest(f"event_token must be 1 to 1024 characters without control characters, got {len(token)} "
+                         "characters" + (" with a control character" if len(token) <= 1024 else ""))
+    return token
 
 
 def interpret(payload: Mapping[str, Any], key: str | None, source: SourceAuth) -> InboundCall:

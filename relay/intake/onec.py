@@ -4,11 +4,12 @@ The user's modules (``shared/seeds`` 000, 001, 003) build a ``Структура
 ``ЗаписатьJSON`` (or БСП's ``ОбъектВСтрокуJSON``), then ``HTTPЗапрос.УстановитьТелоИзСтроки(Строка,
 КодировкаТекста.UTF8)``.  What arrives, and what this module accepts:
 
-* UTF-8, **with a byte order mark**: ``УстановитьТелоИзСтроки`` writes one for ``КодировкаТекста.UTF8``
-  unless ``ИспользованиеByteOrderMark.НеИспользовать`` is passed (its default is ``Авто``, which for
-  UTF-8 means "write it").  Bodies with and without the BOM are accepted; UTF-16 (``КодировкаТекста.UTF16``)
-  is decoded too.  ``Content-Type: application/json`` without a charset; other content types are
-  accepted when the body is a JSON object (some modules send ``text/plain``).
+* UTF-8, **possibly with a byte order mark**: ``УстановитьТелоИзСтроки``'s third parameter
+  ``ИспользованиеByteOrderMark`` defaults to ``Авто`` — no BOM for UTF-8 — but a configuration in
+  compatibility mode (and older platforms) use ``Использовать``, which writes one.  Bodies with and
+  without the BOM are accepted; UTF-16 (``КодировкаТекста.UTF16``) is decoded too.
+  ``Content-Type: application/json`` without a charset; other content types are accepted when the
+  body is a JSON object (some modules send ``text/plain``).
 * Pretty-printed JSON (``ЗаписатьJSON`` writes line breaks and tabs by default); dates as
   ``"2024-01-15T10:30:00"`` (local time of the 1C server, no zone), the empty date as
   ``"0001-01-01T00:00:00"``; numbers as JSON numbers; ``Булево`` as ``true``/``false``.  Strings from
@@ -31,6 +32,7 @@ the base's time zone with an offset (what Bitrix24 expects).
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -49,8 +51,9 @@ SECTION = {"client": "clients", "incoming": "incoming", "outgoing": "outgoing"} 
 ACTIONS = ("create", "update", "delete")
 EMPTY_DATE = "0001-01-01T00:00:00"
 _BOM8 = b"\xef\xbb\xbf"
-_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?$")
-_NUMBER = re.compile(r"^[+-]?\d+(?:[.,]\d+)?$")
+_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?$", re.ASCII)
+_OFFSET = re.compile(r"(Z|[+-]\d{2}:?\d{2})", re.ASCII)
+_NUMBER = re.compile(r"^[+-]?\d{1,30}(?:[.,]\d{1,30})?$", re.ASCII)
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 TEXT_KEYS = {
     "client": ("Код", "Наименование", "ИНН", "Телефон", "Email", "Адрес", "Guid"),
@@ -74,9 +77,21 @@ class OneCCall:
     data: dict[str, Any]
 
     @property
+    def alias(self) -> str | None:
+        """The key the record had before its module sent a ``Guid`` (number + year): a record relayed
+        by the old module is found by it, so switching modules duplicates nothing."""
+        if not self.key.startswith(f"{self.kind}:") or self.kind == "client" or not self.data.get("Guid"):
+            return None
+        number, year = str(self.data.get("НомерДокумента") or ""), str(self.data.get("Год") or "")
+        return f"{self.kind}:{number[:60]}:{year}" if number and year else None
+
+    @property
     def payload(self) -> dict[str, Any]:
         """What the job stores (1C sends the data itself: it is not read again)."""
-        return {"kind": self.kind, "action": self.action, "data": self.data}
+        out: dict[str, Any] = {"kind": self.kind, "action": self.action, "data": self.data}
+        if self.alias:
+            out["alias"] = self.alias
+        return out
 
 
 def decode(kind: str, body: bytes, *, limits: BodyLimits | None = None, timezone: str = "UTC") -> OneCCall:
@@ -129,6 +144,8 @@ def _as_text(where: str, value: Any) -> str:
     if isinstance(value, (int, float)):
         return format(value, "g") if isinstance(value, float) else str(value)
     if isinstance(value, str):
+        if "\x00" in value:  # no 1C string holds one; PostgreSQL cannot store it in a key
+            raise BadRequest(f"{where} contains a NUL character")
         return value.strip()
     raise BadRequest(f"{where} must be text, not a {_type(value)}")
 
@@ -139,13 +156,17 @@ def _as_number(where: str, value: Any) -> float | None:
     if isinstance(value, bool):
         raise BadRequest(f"{where} must be a number, not a boolean")
     if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
+        number = float(value)
+    elif isinstance(value, str):
         text = value.replace("\u00a0", "").replace(" ", "")
-        if _NUMBER.match(text):
-            return float(text.replace(",", "."))
-        raise BadRequest(f"{where} must be a number, got text {value[:40]!r}")
-    raise BadRequest(f"{where} must be a number, not a {_type(value)}")
+        if not _NUMBER.match(text):
+            raise BadRequest(f"{where} must be a number, got text {value[:40]!r}")
+        number = float(text.replace(",", "."))
+    else:
+        raise BadRequest(f"{where} must be a number, not a {_type(value)}")
+    if not math.isfinite(number):
+        raise BadRequest(f"{where} is out of range: {str(value)[:40]!r}")
+    return number
 
 
 def _as_bool(where: str, value: Any) -> bool | None:
@@ -168,7 +189,7 @@ def _as_date(where: str, value: Any, zone: ZoneInfo) -> str | None:
         raise BadRequest(f"{where} must be a date like \"2024-01-15T10:30:00\", not a {_type(value)}")
     text = value.strip()
     match = _DATE.match(text[:19])
-    if not match or (len(text) > 19 and not re.fullmatch(r"(Z|[+-]\d{2}:?\d{2})", text[19:])):
+    if not match or (len(text) > 19 and not _OFFSET.fullmatch(text[19:])):
         raise BadRequest(f"{where} must be a date like \"2024-01-15T10:30:00\", got {text[:40]!r}")
     year, month, day = int(match[1]), int(match[2]), int(match[3])
     if year <= 1:
@@ -178,7 +199,10 @@ def _as_date(where: str, value: Any, zone: ZoneInfo) -> str | None:
     except ValueError:
         raise BadRequest(f"{where} is not a real date: {text[:40]!r}") from None
     if len(text) > 19:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).isoformat()
+        try:
+            return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).isoformat()
+        except ValueError:  # an offset of 24 hours or more
+            raise BadRequest(f"{where} has no valid time zone offset: {text[:40]!r}") from None
     return moment.replace(tzinfo=zone).isoformat()
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from relay.mapping.deal import ClientSpec, FieldSpec, Table, TargetField, map_fi
 from relay.yamlconf import normalize_dict, problem, raise_problems, scalar_text
 
 _STRICT = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 #: ``entityTypeId`` of the target record kinds (``api-reference/crm/universal/index.md``)
 ENTITY_TYPE = {"deal": 2, "invoice": 31}
 
@@ -193,12 +195,13 @@ def camel(name: str) -> str:
 
 def company_record(kind: str, data: Mapping[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """The counterparty an invoice names, as a client record for :mod:`relay.sync.clients`: (key, record,
-    requisite).  The key is the counterparty's ``Код`` when the module sends it (the key of its own
-    ``clients`` calls), else its tax id, else its name."""
+    requisite).  The key is the key of the counterparty's own ``clients`` calls — its ``GuidКлиента``
+    (the improved module) or ``КодКлиента`` — else its tax id, else its name."""
     name = str(data.get("Клиент" if kind == "outgoing" else "Постачальник") or data.get("Клиент") or "")
-    code = str(data.get("КодКлиента") or "")
+    code, guid = str(data.get("КодКлиента") or ""), str(data.get("GuidКлиента") or "").lower()
     edrpou, inn = str(data.get("ЄДРПОУ") or ""), str(data.get("ИННКлиента") or "")
-    key = f"client:{code}" if code else f"edrpou:{edrpou}" if edrpou else f"inn:{inn}" if inn else f"name:{name[:80]}"
+    key = (f"client:{guid}" if _GUID.match(guid) else f"client:{code}" if code else f"edrpou:{edrpou}" if edrpou
+           else f"inn:{inn}" if inn else f"name:{name[:80]}")
     record = {"Код": code, "Наименование": name, "ИНН": inn, "ЄДРПОУ": edrpou}
     return key, record, requisite_of(record)
 

@@ -77,6 +77,7 @@ class _Doc:
     data: dict[str, Any]
     result: Outcome
     company_key: str = ""
+    alias: str = ""  # the record's key before its module sent a Guid (relay.intake.onec.OneCCall.alias)
     target: TargetDocument | None = None
     print: str = ""
     link: Link | None = None
@@ -98,9 +99,17 @@ class _Doc:
     def stamp(self) -> dict[str, str]:
         """Deals: ``originatorId`` + ``originId``; smart invoices have neither (``object-fields.md``), so
         their stamp is ``xmlId`` ``b24relay:1c.<base>:<key>``."""
+        return self.stamp_of(self.job.deal_id)
+
+    def stamp_of(self, key: str) -> dict[str, str]:
         if self.doc.target == "deal":
-            return {"originatorId": f"{ORIGINATOR}:{self.base.link_prefix}", "originId": self.job.deal_id}
-        return {"xmlId": f"{ORIGINATOR}:{self.base.link_prefix}:{self.job.deal_id}"}
+            return {"originatorId": f"{ORIGINATOR}:{self.base.link_prefix}", "originId": key}
+        return {"xmlId": f"{ORIGINATOR}:{self.base.link_prefix}:{key}"}
+
+    @property
+    def keys(self) -> list[str]:
+        """The keys the record's copy may carry: its own, and the one from before its module sent a Guid."""
+        return [self.job.deal_id, *([self.alias] if self.alias else [])]
 
     def fail(self, error: BaseException) -> None:
         self.result.status, self.result.error = "failed", error
@@ -131,7 +140,8 @@ class OneCSync:
                     else "the job carries no 1C data (it can only be sent again from 1C)")
                 continue
             docs.append(_Doc(job, base, self.config.onec_mappings[base.id], str(payload["kind"]),
-                             str(payload.get("action") or "upsert"), dict(payload["data"]), outcome))
+                             str(payload.get("action") or "upsert"), dict(payload["data"]), outcome,
+                             alias=str(payload.get("alias") or "")))
         self._companies(docs)
         invoices = [d for d in docs if d.open and d.kind != "client"]
         self._plan(invoices)
@@ -289,8 +299,8 @@ class OneCSync:
             for n in range(0, len(items), STAMPS):
                 chunk = items[n:n + STAMPS]
                 flt: dict[str, Any] = {"=originatorId": f"{ORIGINATOR}:{prefix}",
-                                       "@originId": [d.job.deal_id for d in chunk]} if target == "deal" else {
-                    "@xmlId": [d.stamp["xmlId"] for d in chunk]}
+                                       "@originId": [k for d in chunk for k in d.keys]} if target == "deal" else {
+                    "@xmlId": [d.stamp_of(k)["xmlId"] for d in chunk for k in d.keys]}
                 cmds[f"s{target}{prefix}_{n}"] = (Command("crm.item.list", {
                     "entityTypeId": ENTITY_TYPE[target], "filter": flt,
                     "select": ["id", *chunk[0].stamp], "order": {"id": "ASC"}}), chunk)
@@ -313,10 +323,14 @@ class OneCSync:
                 result = reply.get(name)
                 found = result.get("items") if isinstance(result, dict) else None
                 for d in chunk:
-                    hits = sorted(int(i["id"]) for i in found or [] if isinstance(i, dict)
-                                  and all(str(i.get(k)) == v for k, v in d.stamp.items()))
-                    if hits:
-                        d.step, d.target_id = "update", str(hits[0])
+                    for key in d.keys:  # its own stamp first; a copy under the old key is taken over
+                        stamp = d.stamp_of(key)
+                        hits = sorted(int(i["id"]) for i in found or [] if isinstance(i, dict)
+                                      and all(str(i.get(k)) == v for k, v in stamp.items()))
+                        if hits:
+                            d.step, d.target_id = "update", str(hits[0])
+                            d.extra["restamp"] = key != d.job.deal_id
+                            break
         now = time.time()
         window = self.config.target.settle_seconds
         creating = [d for d in docs if d.open and d.step == "find"]
@@ -363,6 +377,8 @@ class OneCSync:
             owner: Any = Ref(f"a{i}", ("item", "id"))
         else:
             fields = {camel(k): v for k, v in d.target.update_fields.items()}
+            if d.extra.get("restamp"):  # found under the key from before the Guid: it carries the new one now
+                fields |= d.stamp
             cmds[f"u{i}"] = Command("crm.item.update", {"entityTypeId": type_id, "id": d.target_id, "fields": fields,
                                                         "useOriginalUfNames": "Y"})
             owner = d.target_id

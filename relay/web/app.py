@@ -28,6 +28,7 @@ from relay.store import Store
 from relay.web.admin import blueprint
 
 log = logging.getLogger("relay.web")
+ONEC_PATH = "/api/webhook/1c/"
 
 
 def _auth(config: RelayConfig, source_id: str) -> SourceAuth:
@@ -99,6 +100,7 @@ def create_app(config: RelayConfig, store: Store, *, on_enqueue: Callable[[], No
                admin_token: str | None = None) -> Flask:
     """Build the web app around a loaded configuration and store (admin API when a token is given)."""
     app = Flask("relay")
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # error texts name Cyrillic 1C keys: keep them readable
     app.register_blueprint(blueprint(store, admin_token))
     if admin_token:
         REDACTOR.add([admin_token])
@@ -119,8 +121,11 @@ def create_app(config: RelayConfig, store: Store, *, on_enqueue: Callable[[], No
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(_exc: HTTPException) -> tuple[Response, int]:
-        limit = config.file.ingress.max_body_bytes
-        return _ingress_error(PayloadTooLarge(f"body larger than {limit} bytes (ingress.max_body_bytes)"))
+        if request.path.startswith(ONEC_PATH):
+            limit, key = config.file.ingress.onec_max_body_bytes, "ingress.onec_max_body_bytes"
+        else:
+            limit, key = config.file.ingress.max_body_bytes, "ingress.max_body_bytes"
+        return _ingress_error(PayloadTooLarge(f"body larger than {limit} bytes ({key})"))
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> tuple[Response, int]:
@@ -148,16 +153,17 @@ def create_app(config: RelayConfig, store: Store, *, on_enqueue: Callable[[], No
                  queued.job_id, " (merged)" if queued.merged else "", (time.perf_counter() - started) * 1000)
         return jsonify({"ok": True, "job_id": queued.job_id, "merged": queued.merged, "deal_id": call.deal_id}), 200
 
-    @app.post("/api/webhook/1c/<path:kind>")
+    @app.post(ONEC_PATH + "<path:kind>")
     def onec_handler(kind: str) -> tuple[Response, int]:
         started = time.perf_counter()
+        ingress = config.file.ingress
+        request.max_content_length = ingress.onec_max_body_bytes  # invoices are bigger than events
         record_kind = onec.KINDS.get(kind)
         if record_kind is None:
             raise UnknownSource(f"unknown 1C path {kind[:40]!r}: use clients, invoices or outgoing-invoices")
         base = _onec_base(config)
-        ingress = config.file.ingress
         call = onec.decode(record_kind, request.get_data(cache=False),
-                           limits=BodyLimits(ingress.max_fields, ingress.max_depth), timezone=base.timezone)
+                           limits=BodyLimits(ingress.onec_max_fields, ingress.max_depth), timezone=base.timezone)
         spec = config.onec_mappings[base.id]
         section = {"client": spec.clients, "incoming": spec.incoming, "outgoing": spec.outgoing}[record_kind]
         if section is None:
