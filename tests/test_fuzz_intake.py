@@ -60,6 +60,7 @@ from relay.intake.bitrix24 import BodyLimits, SourceAuth, decode_body, interpret
 from relay.phpquery import build_query
 from relay.store import jobs
 from tests.relayenv import APP_TOKEN, ROBOT_KEY, RelayEnv, start, stop
+from tests.test_ingress_served import check_answer as check_any_answer
 
 e2e = pytest.mark.e2e
 
@@ -648,22 +649,13 @@ def fuzz_cases(url: str, count: int, member_id: str, domain: str) -> Iterator[Ca
 
 
 def check_answer(reply: requests.Response) -> str | None:
-    """What is wrong with an answer to a malformed call, or None."""
-    if reply.status_code >= 500:
-        return "5xx"
-    try:
-        answer = reply.json()
-    except ValueError:
-        return "not JSON"
-    if not isinstance(answer, dict):
-        return "not a JSON object"
-    if 400 <= reply.status_code < 500:
-        if answer.get("ok") is not False or not isinstance(answer.get("error"), str) or not answer["error"]:
-            return "4xx without ok:false and an error message"
-        return None
-    if reply.status_code == 200 and answer.get("ok") is True and "ignored" in answer and "job_id" not in answer:
-        return None
-    return "stored or answered 2xx although malformed"
+    """What is wrong with an answer to a malformed call, or None: well-formed as any answer
+    (:func:`tests.test_ingress_served.check_answer`), and never a 2xx that stored something."""
+    problem = check_any_answer(reply)
+    if problem is not None or reply.status_code != 200:
+        return problem
+    answer = reply.json()
+    return None if "ignored" in answer and "job_id" not in answer else "stored or answered 2xx although malformed"
 
 
 # --- what the fuzzer found in relay.intake.bitrix24, pure --------------------------------------------
