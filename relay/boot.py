@@ -15,7 +15,8 @@ from flask import Flask
 
 from relay.config import RelayConfig, SourceConfig, TargetConfig, load_config
 from relay.errors import RelayError, TargetMisconfigured
-from relay.portal.client import PortalClient
+from relay.portal.client import Credentials, PortalClient, Webhook
+from relay.portal.oauth import TokenKeeper
 from relay.portal.pacer import Pacer
 from relay.redact import REDACTOR, configure_logging
 from relay.settings import Settings, environment
@@ -78,9 +79,16 @@ def build(config: RelayConfig, store: Store) -> Relay:
     calls = config.file.calls
 
     def client(name: str, portal: TargetConfig | SourceConfig) -> PortalClient:
-        return PortalClient(name, portal.webhook_url.get_secret_value(),
-                            Pacer(portal.limits.rate, portal.limits.burst), timeout=(3.05, portal.timeout),
-                            attempts=calls.attempts, backoff=calls.backoff, max_wait=calls.max_wait)
+        if isinstance(portal, SourceConfig) and portal.mode == "app":
+            creds: Credentials = keeper.credentials(portal)
+        else:
+            assert portal.webhook_url is not None
+            creds = Webhook(portal.webhook_url.get_secret_value())
+        return PortalClient(name, creds, Pacer(portal.limits.rate, portal.limits.burst),
+                            timeout=(3.05, portal.timeout), attempts=calls.attempts, backoff=calls.backoff,
+                            max_wait=calls.max_wait)
+
+    keeper = TokenKeeper(config, store)
 
     target = client("target", config.target)
     sources = {s.id: client(f"source {s.id}", s) for s in config.file.sources}

@@ -154,6 +154,43 @@ def cmd_unlink(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_keygen(_args: argparse.Namespace) -> int:
+    """Print a fresh Fernet key for ``RELAY_TOKEN_KEY``."""
+    from relay.vault import new_key
+
+    print(new_key())
+    return 0
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    """Application sources: whether each is installed (no token is printed), or forget one's install."""
+    from relay.config import load_config
+    from relay.settings import environment
+    from relay.store import Store
+
+    settings = _settings()
+    config = load_config(settings.config, environment())
+    store = Store(settings.database_url)
+    apps = [s for s in config.file.sources if s.mode == "app" and (args.source in (None, s.id))]
+    if args.source and not apps:
+        print(f"no application source {args.source!r} (mode: app) in {config.path}", file=sys.stderr)
+        return 2
+    if args.action == "forget":
+        if not args.source:
+            print("give the SOURCE whose install to forget", file=sys.stderr)
+            return 2
+        print(f"{args.source}: " + ("install forgotten (tokens deleted)" if store.forget_portal(args.source)
+                                    else "was not installed"))
+        return 0
+    for s in apps:
+        row = store.portal(s.id)
+        state = "not installed" if row is None else (
+            f"installed on {row.domain}, tokens version {row.version}, "
+            f"{'robot and events set up' if row.setup_done else 'robot and events not set up yet'}")
+        print(f"{s.id}: {state}")
+    return 0
+
+
 def cmd_check(_args: argparse.Namespace) -> int:
     """Validate relay.yaml and every mapping; print a summary without secrets."""
     from relay.config import load_config
@@ -234,6 +271,14 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("source")
     u.add_argument("deal")
     u.set_defaults(func=cmd_unlink)
+
+    k = sub.add_parser("keygen", help="print a new token_key for RELAY_TOKEN_KEY (application sources)")
+    k.set_defaults(func=cmd_keygen)
+
+    a = sub.add_parser("app", help="application sources: status, or forget an install")
+    a.add_argument("action", choices=["status", "forget"])
+    a.add_argument("source", nargs="?")
+    a.set_defaults(func=cmd_app)
 
     c = sub.add_parser("check", help="validate relay.yaml and the mappings")
     c.set_defaults(func=cmd_check)

@@ -6,6 +6,8 @@ are filled from the environment and ``.env``; errors name the file, the key path
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -22,6 +24,13 @@ from relay.mapping.onec import OneCMappingSpec, load_onec_mapping
 from relay.yamlconf import load_yaml, validate
 
 _WEBHOOK = re.compile(r"^https?://[^/\s]+(/[^\s]*)?/rest/\d+/[^/\s]+/?$")
+
+
+def _fernet_key(text: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(text.encode())) == 32
+    except (ValueError, binascii.Error):
+        return False
 
 
 def _webhook(value: SecretStr) -> SecretStr:
@@ -63,10 +72,18 @@ class TargetConfig(_Model):
 
 
 class SourceConfig(_Model):
-    """One partner portal: how to read it, how to authenticate its calls, which mapping it uses."""
+    """One partner portal: how to read it, how to authenticate its calls, which mapping it uses.
+
+    ``mode: webhook`` (default): the relay calls the portal through ``webhook_url`` and takes outgoing
+    webhook events and "Webhook" robot calls.  ``mode: app``: the portal installs the relay as a local
+    server-side application (``client_id``/``client_secret`` from the portal's "Developer resources");
+    the relay calls it with the OAuth tokens it got at install, at ``https://<domain>/rest/``."""
 
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-    webhook_url: SecretStr
+    mode: Literal["webhook", "app"] = "webhook"
+    webhook_url: SecretStr | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
     application_token: SecretStr | None = None
     robot_key: SecretStr | None = None
     member_id: str | None = None
@@ -75,9 +92,24 @@ class SourceConfig(_Model):
     limits: Limits = Limits()
     timeout: Annotated[float, Field(gt=0, le=60)] = 30.0
 
-    _check_url = field_validator("webhook_url")(_webhook)
+    @field_validator("webhook_url")
+    @classmethod
+    def _check_url(cls, value: SecretStr | None) -> SecretStr | None:
+        return None if value is None else _webhook(value)
 
-    @field_validator("application_token", "robot_key", "member_id", "domain", mode="before")
+    @model_validator(mode="after")
+    def _mode_needs(self) -> SourceConfig:
+        if self.mode == "webhook" and self.webhook_url is None:
+            raise ValueError("webhook_url is required (the source's inbound webhook), or set mode: app")
+        if self.mode == "app":
+            missing = [k for k in ("client_id", "client_secret", "domain") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"mode: app needs {', '.join(missing)} (from the portal's local application; "
+                                 "domain is the portal's address, e.g. partner.bitrix24.ua)")
+        return self
+
+    @field_validator("application_token", "robot_key", "member_id", "domain", "client_id", "client_secret",
+                     "webhook_url", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         if value is None or (isinstance(value, str) and not value.strip()):
@@ -232,6 +264,14 @@ class RelayFile(_Model):
     target: TargetConfig
     sources: list[SourceConfig] = []
     onec: list[OneCBase] = []
+    #: the relay's public address (https://relay.example.com): robot and event handlers of application
+    #: sources are <public_url>/b24/<source id>; required when a source has mode: app
+    public_url: Annotated[str | None, Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")] = None
+    #: encrypts the OAuth tokens of application sources in the database: write ${RELAY_TOKEN_KEY} here
+    #: (a Fernet key: `relay keygen`); required when a source has mode: app
+    token_key: SecretStr | None = None
+    #: the OAuth server that refreshes application tokens (Bitrix24's; https://oauth.bitrix24.tech/ for .ru)
+    oauth_server: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")] = "https://oauth.bitrix.info/"
     ingress: IngressConfig = IngressConfig()
     worker: WorkerConfig = WorkerConfig()
     calls: CallsConfig = CallsConfig()
@@ -242,6 +282,14 @@ class RelayFile(_Model):
     def _unique_ids(self) -> RelayFile:
         if not self.sources and not self.onec:
             raise ValueError("nothing to relay: give sources (Bitrix24 portals), onec (1C bases), or both")
+        if any(s.mode == "app" for s in self.sources) and self.public_url is None:
+            raise ValueError("public_url is required when a source has mode: app (the robot and the events call "
+                             "<public_url>/b24/<source id>)")
+        if any(s.mode == "app" for s in self.sources) and self.token_key is None:
+            raise ValueError("token_key is required when a source has mode: app (token_key: ${RELAY_TOKEN_KEY}; "
+                             "make one with `relay keygen`)")
+        if self.token_key is not None and not _fernet_key(self.token_key.get_secret_value()):
+            raise ValueError("token_key must be a Fernet key (44 characters of URL-safe base64): `relay keygen`")
         ids = [s.id for s in self.sources] + [b.id for b in self.onec]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
@@ -274,9 +322,10 @@ class RelayConfig:
         """Every secret value in the configuration (for log redaction)."""
         out = [self.file.target.webhook_url.get_secret_value()]
         for s in self.file.sources:
-            out.append(s.webhook_url.get_secret_value())
-            out += [v.get_secret_value() for v in (s.application_token, s.robot_key) if v is not None]
+            out += [v.get_secret_value() for v in (s.webhook_url, s.application_token, s.robot_key, s.client_secret)
+                    if v is not None]
         out += [b.token.get_secret_value() for b in self.file.onec if b.token is not None]
+        out += [self.file.token_key.get_secret_value()] if self.file.token_key is not None else []
         for url in list(out):
             parts = url.rstrip("/").split("/")
             if len(parts) >= 2 and parts[-2].isdigit():

@@ -21,6 +21,7 @@ the current round finishes before the loop exits.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -39,7 +40,7 @@ from relay.redact import REDACTOR
 from relay.store import Store
 from relay.store.queue import GAVE_UP
 from relay.sweep import sweep_all
-from relay.sync import notices
+from relay.sync import apps, notices
 from relay.sync.outcome import Outcome
 from relay.sync.pipeline import Pipeline
 
@@ -159,12 +160,47 @@ class Worker:
             log.warning("sweep failed, will retry at its next interval: %s", describe(exc))
             return 0
 
+    def maybe_apps(self) -> int:
+        """Application sources: make the robot and bindings of a fresh install, and move offline events
+        into the queue when the portal nudged (``ONOFFLINEEVENT``) or ``sweep.interval`` passed."""
+        done = 0
+        for source in (s for s in self.config.file.sources if s.mode == "app"):
+            row = self.store.portal(source.id)
+            if row is None:
+                continue
+            client = self.pipeline.sources[source.id]
+            if not row.setup_done:
+                handler = f"{(self.config.file.public_url or '').rstrip('/')}/b24/{source.id}"
+                try:
+                    apps.set_up(client, source, handler, apps.funnels(self.pipeline.target),
+                                self.config.mappings[source.id].deletes.source != "ignore")
+                    self.store.set_up(source.id)
+                except RelayError as exc:
+                    log.warning("source %s: could not register the robot and events yet: %s", source.id, describe(exc))
+                    continue
+            taken, _ = self.store.claim_sweep(f"offline:{source.id}", self.config.file.sweep.interval)
+            if not taken:
+                continue
+            try:
+                moved = apps.drain(client, functools.partial(self._store_offline, source.id))
+            except RelayError as exc:
+                log.warning("source %s: offline events not read: %s", source.id, describe(exc))
+                self.store.request_sweep(f"offline:{source.id}")
+                continue
+            self.store.finish_sweep(f"offline:{source.id}", None, f"{moved} offline event(s) queued")
+            done += moved
+        return done
+
+    def _store_offline(self, source_id: str, calls: Sequence[tuple[str, str]]) -> None:
+        for deal_id, event in calls:
+            self.store.enqueue_sync(source_id, deal_id, event)
+
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set, sleeping on ``wake`` (or the poll interval) when idle."""
         log.info("worker %s started", self.owner)
         while not stop.is_set():
             try:
-                busy = self.run_once() + self.maybe_sweep() + self.maybe_check_copies()
+                busy = self.run_once() + self.maybe_sweep() + self.maybe_check_copies() + self.maybe_apps()
             except Exception:
                 log.exception("worker round failed (database unavailable?)")
                 busy = 0

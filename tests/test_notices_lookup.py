@@ -19,6 +19,7 @@ def test_every_robot_token_gets_one_answer_and_a_done_part_is_never_resent() -> 
     part, robot = cmds["robot1_1"]
     assert part == "robot:1" and robot.method == "bizproc.event.send" and robot.params["EVENT_TOKEN"] == "b"
     assert robot.params["RETURN_VALUES"] == {"target_deal_id": "55", "result": "created", "status": "created",
+                                             "target_deal_url": "https://esb/crm/deal/details/55/",
                                              "message": robot.params["LOG_MESSAGE"]}
     payload["done"] = ["comment", "robot:0"]
     assert sorted(notices.commands(payload, "")) == ["notify", "robot1"]
@@ -36,7 +37,8 @@ def test_failures_answer_robots_never_the_manager_and_comment_only_when_asked() 
     assert notices.failure_notice(deal_id="7", reason="boom", deal=deal) is None
     robots = notices.failure_notice(deal_id="7", reason="boom", deal=deal, event_tokens=["t"])
     assert robots is not None and "notify" not in robots and "comment" not in robots
-    assert robots["robots"]["return_values"]["status"] == "failed" and "boom" in robots["robots"]["log_message"]
+    values = robots["robots"]["return_values"]
+    assert values["status"] == "error" and values["result"] == "failed" and "boom" in robots["robots"]["log_message"]
     commented = notices.failure_notice(deal_id="7", reason="boom", deal=deal, comment=True)
     assert commented is not None and "boom" in commented["comment"] and "notify" not in commented
     alert = notices.alert(user_id="17", source_id="p", deal_id="7", reason="boom", quiet=900)

@@ -296,7 +296,7 @@ def test_a_failed_robot_call_is_answered_with_the_reason(tmp_path: Path) -> None
         env.source.send_app_robot(env.handler, deal_id, APP_TOKEN, event_token="tok-fail")
         env.settle()
         [sent] = env.source.event_sends()
-        assert sent["RETURN_VALUES"]["status"] == "failed" and "C3:NO_SUCH_STAGE" in sent["RETURN_VALUES"]["message"]
+        assert sent["RETURN_VALUES"]["status"] == "error" and "C3:NO_SUCH_STAGE" in sent["RETURN_VALUES"]["message"]
     finally:
         stop(env)
 

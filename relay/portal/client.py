@@ -20,7 +20,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -28,6 +29,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from relay import __version__
 from relay.errors import (
+    AuthError,
     NetworkError,
     OperationTimeLimit,
     PermanentError,
@@ -50,13 +52,64 @@ def _never_sent(exc: requests.RequestException) -> bool:
     return "NewConnectionError" in text or "Connection refused" in text or "NameResolutionError" in text
 
 
+#: ``auth_connector`` of an application source's calls and offline bindings: changes the relay itself
+#: makes are not queued back to it (``api-reference/events/offline-events.md``)
+CONNECTOR = "b24relay"
+
+
+class Credentials(Protocol):
+    """How requests to a portal are authorised: an inbound webhook, or an application's OAuth tokens."""
+
+    def endpoint(self) -> tuple[str, str | None]:
+        """(base URL ending in ``/``, access token to send as ``auth`` or None)."""
+
+    def refresh(self, stale: str) -> None:
+        """The portal answered ``expired_token`` for ``stale``: get a fresh token (one refresh in flight)."""
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """An inbound webhook URL ``https://<portal>/rest/<user>/<secret>/``: the secret is the credential."""
+
+    url: str
+
+    def endpoint(self) -> tuple[str, str | None]:
+        return (self.url if self.url.endswith("/") else self.url + "/"), None
+
+    def refresh(self, stale: str) -> None:
+        raise AuthError("expired_token", "a webhook has no token to refresh")
+
+
+def oauth_token(server: str, params: Mapping[str, str], timeout: float = 30.0) -> dict[str, Any]:
+    """``GET <server>/oauth/token/`` (``settings/oauth/auto-renewal.md``): the new token pair, or the
+    auth server's error as AuthError (``invalid_grant``: the refresh token is spent or expired)."""
+    url = server.rstrip("/") + "/oauth/token/"
+    try:
+        resp = requests.get(url, params=dict(params), timeout=(3.05, timeout), allow_redirects=False,
+                            headers={"User-Agent": f"b24relay/{__version__}", "Accept": "application/json"})
+    except requests.RequestException as exc:
+        raise NetworkError(f"OAuth server: {type(exc).__name__}") from None
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if resp.status_code == 200 and isinstance(body, dict) and body.get("access_token") and body.get("refresh_token"):
+        return body
+    code = str(body.get("error", "")) if isinstance(body, dict) else ""
+    text = str(body.get("error_description", "")) if isinstance(body, dict) else ""
+    if resp.status_code >= 500 and not code:
+        raise ServerError("", f"OAuth server answered HTTP {resp.status_code}", method="oauth/token")
+    raise AuthError(code or "invalid_reply", text or f"OAuth server answered HTTP {resp.status_code}",
+                    method="oauth/token", status=resp.status_code)
+
+
 class PortalClient:
-    """Calls one portal's inbound webhook; thread-safe; shares its pacer with every thread."""
+    """Calls one portal (inbound webhook or application tokens); thread-safe; shares its pacer."""
 
     def __init__(
         self,
         name: str,
-        webhook_url: str,
+        webhook_url: str | Credentials,
         pacer: Pacer,
         *,
         timeout: tuple[float, float] = (3.05, 30.0),
@@ -67,7 +120,7 @@ class PortalClient:
         session: requests.Session | None = None,
     ) -> None:
         self.name = name
-        self._base = webhook_url if webhook_url.endswith("/") else webhook_url + "/"
+        self._creds: Credentials = Webhook(webhook_url) if isinstance(webhook_url, str) else webhook_url
         self.pacer = pacer
         self._timeout = timeout
         self._attempts = attempts
@@ -92,8 +145,22 @@ class PortalClient:
         return session
 
     def _post(self, method: str, params: Mapping[str, Any], *, write: bool, inner: tuple[str, ...]) -> dict[str, Any]:
+        base, token = self._creds.endpoint()
+        try:
+            return self._send(base, token, method, params, write=write, inner=inner)
+        except AuthError as exc:
+            if token is None or exc.code.lower() != "expired_token":
+                raise
+        self._creds.refresh(token)  # Bitrix24 refused the call before running it: send it again
+        base, token = self._creds.endpoint()
+        return self._send(base, token, method, params, write=write, inner=inner)
+
+    def _send(self, base: str, token: str | None, method: str, params: Mapping[str, Any], *, write: bool,
+              inner: tuple[str, ...]) -> dict[str, Any]:
         self.pacer.acquire(method, *inner)
-        url = f"{self._base}{method}.json"
+        url = f"{base}{method}.json"
+        if token is not None:  # an application: its own writes are marked so they do not come back as events
+            params = {**params, "auth": token, "auth_connector": CONNECTOR}
         with self._count_lock:
             self.requests_sent += 1
         try:
@@ -181,7 +248,7 @@ class PortalClient:
             odd = not link.isprintable() or " " in link or "\\" in link or "@" in parts.netloc
             return None if odd else (parts.scheme.lower(), (parts.hostname or "").lower(), port)
 
-        if origin(url) is None or origin(url) != origin(self._base):
+        if origin(url) is None or origin(url) != origin(self._creds.endpoint()[0]):
             raise PermanentError(f"{method} on {self.name}: refused a link that does not point at the webhook's portal")
         referer = "{0.scheme}://{0.netloc}/".format(urlsplit(url))
         sent = {"User-Agent": f"b24relay/{__version__}", "Accept": "*/*", "Accept-Language": "en-US,en;q=0.9",

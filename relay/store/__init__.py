@@ -10,18 +10,20 @@ row locks and ``FOR UPDATE SKIP LOCKED``.  The schema is managed by Alembic (``r
     sweeps   recovery sweep bookkeeping       sqlite  write lock and group commit for SQLite
     health   /healthz: a committed write, bounded in time
     records  links of companies, contacts and other records: claim, settle, lose
+    portals  application sources' tokens (sealed): install, refresh claim and rotation, uninstall
 """
 
 from __future__ import annotations
 
 from relay.store.health import HealthMixin
+from relay.store.portals import PortalsMixin
 from relay.store.queue import QueueMixin
 from relay.store.records import RecordsMixin
 from relay.store.schema import jobs, links, metadata, sweeps
 from relay.store.sweeps import SweepsMixin
 
 
-class Store(QueueMixin, RecordsMixin, SweepsMixin, HealthMixin):
+class Store(QueueMixin, RecordsMixin, PortalsMixin, SweepsMixin, HealthMixin):
     """Jobs, links, sweeps and the health row in one database; every method is one short transaction."""
 
 

@@ -92,6 +92,24 @@ sweeps = Table(
     Column("last_result", Text),
 )
 
+#: application sources: the tokens a portal gave at install, sealed (relay.vault); see relay.store.portals
+portals = Table(
+    "portals",
+    metadata,
+    Column("source_id", String(64), primary_key=True),
+    Column("member_id", String(64), nullable=False),
+    Column("domain", String(255), nullable=False),
+    Column("access_token", Text, nullable=False),
+    Column("refresh_token", Text, nullable=False),
+    Column("application_token", Text, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("refreshing_until", Float),
+    Column("setup_done", Integer, nullable=False, server_default="0"),
+    Column("installed_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
 #: one row (id 1) that every /healthz check rewrites with the time, to prove a write commits
 health = Table(
     "health",

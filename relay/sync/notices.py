@@ -44,13 +44,20 @@ def _payload(*, deal_id: str, text: str, deal: Mapping[str, Any] | None, comment
 
 
 def _robots(payload: dict[str, Any], tokens: Sequence[str], status: str, target_deal_id: str,
-            message: str) -> dict[str, Any]:
-    """Add one robot answer per ``event_token`` (return values ``target_deal_id``, ``result``,
-    ``status``, ``message``; the message also goes to the workflow log)."""
+            message: str, url: str = "") -> dict[str, Any]:
+    """Add one robot answer per ``event_token`` (return values ``target_deal_id``, ``target_deal_url``,
+    ``status``, ``message`` and ``result``; the message also goes to the workflow log).  A failure is
+    ``status`` ``error`` (``result`` stays ``failed``, as workflows written before had it)."""
     if tokens:
         payload["robots"] = {"tokens": list(tokens), "log_message": message, "return_values": {
-            "target_deal_id": target_deal_id, "result": status, "status": status, "message": message}}
+            "target_deal_id": target_deal_id, "target_deal_url": url, "result": status,
+            "status": "error" if status == "failed" else status, "message": message}}
     return payload
+
+
+def deal_url(portal: str, deal_id: str) -> str:
+    """The target deal's page (``https://<portal>/crm/deal/details/<id>/``), or ``""``."""
+    return f"https://{portal}/crm/deal/details/{deal_id}/" if portal and deal_id else ""
 
 
 def success_notice(
@@ -62,7 +69,7 @@ def success_notice(
     text += f"\n{note}" if note else ""
     payload = _payload(deal_id=str(deal.get("ID", "")), text=text, deal=deal, comment=comment,
                        notify_user=notify_user, ref=ref)
-    return _robots(payload, event_tokens, action, target_deal_id, text)
+    return _robots(payload, event_tokens, action, target_deal_id, text, deal_url(target_portal, target_deal_id))
 
 
 def skipped_files(skipped: Sequence[Any]) -> str:

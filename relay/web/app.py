@@ -19,24 +19,44 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from relay import __version__
-from relay.config import OneCBase, RelayConfig
+from relay.config import OneCBase, RelayConfig, SourceConfig
 from relay.errors import BadRequest, Forbidden, IngressError, PayloadTooLarge, Unauthorized, UnknownSource
+from relay.intake import app as app_intake
 from relay.intake import onec
 from relay.intake.bitrix24 import BodyLimits, SourceAuth, check_key, decode_body, decode_pairs, interpret
 from relay.redact import REDACTOR, redact_url
 from relay.store import Store
+from relay.vault import Vault
 from relay.web.admin import blueprint
 
 log = logging.getLogger("relay.web")
 ONEC_PATH = "/api/webhook/1c/"
 
 
-def _auth(config: RelayConfig, source_id: str) -> SourceAuth:
+def _vault(config: RelayConfig) -> Vault:
+    if config.file.token_key is None:
+        raise Forbidden("this relay has no token_key: application sources are not set up")
+    return Vault(config.file.token_key.get_secret_value())
+
+
+def _installed_token(config: RelayConfig, store: Store, src: SourceConfig) -> str:
+    """The application token an installed application source's calls must carry."""
+    row = store.portal(src.id)
+    if row is None:
+        raise Forbidden(f"the relay's application is not installed on {src.domain} (or was uninstalled): "
+                        "install it there first")
+    return _vault(config).open(row.application_token)
+
+
+def _auth(config: RelayConfig, source_id: str, store: Store | None = None) -> SourceAuth:
     src = config.source(source_id)
     if src is None:
         raise UnknownSource(f"unknown source {source_id[:64]!r}")
+    token = src.application_token.get_secret_value() if src.application_token else None
+    if src.mode == "app" and store is not None:
+        token = _installed_token(config, store, src)
     return SourceAuth(
-        application_token=src.application_token.get_secret_value() if src.application_token else None,
+        application_token=token,
         robot_key=src.robot_key.get_secret_value() if src.robot_key else None,
         member_id=src.member_id,
         domain=src.domain,
@@ -131,18 +151,74 @@ def create_app(config: RelayConfig, store: Store, *, on_enqueue: Callable[[], No
     def _http_error(exc: HTTPException) -> tuple[Response, int]:
         return error(exc.code or 500, exc.description or exc.name)
 
+    def _app_source(source_id: str) -> SourceConfig:
+        src = config.source(source_id)
+        if src is None:
+            raise UnknownSource(f"unknown source {source_id[:64]!r}")
+        if src.mode != "app":
+            raise UnknownSource(f"source {source_id[:64]!r} is not an application source (mode: app)")
+        return src
+
+    def _install(src: SourceConfig, payload: dict[str, Any]) -> tuple[Response, int]:
+        got = app_intake.install(payload, request.args, domain=src.domain or "", member_id=src.member_id)
+        vault = _vault(config)
+        row = store.portal(src.id)
+        if row is not None and not hmac.compare_digest(vault.open(row.application_token).encode(),
+                                                       got.application_token.encode()):
+            raise Forbidden(f"the application is installed on {src.domain} already with another application "
+                            f"token: uninstall it there first (or `relay app forget {src.id}`)")
+        store.save_install(src.id, member_id=got.member_id, domain=got.domain,
+                           access_token=vault.seal(got.access_token), refresh_token=vault.seal(got.refresh_token),
+                           application_token=vault.seal(got.application_token),
+                           expires_at=time.time() + got.expires_in)
+        if on_enqueue is not None:
+            on_enqueue()  # a worker registers the robot and binds the events next
+        log.info("source %s: application installed on %s (member %s)", src.id, got.domain, got.member_id[:8] + "…")
+        return jsonify({"ok": True, "installed": src.id}), 200
+
+    def _uninstall(src: SourceConfig, payload: dict[str, Any]) -> tuple[Response, int]:
+        token = app_intake.uninstall_token(payload)
+        if not hmac.compare_digest(_installed_token(config, store, src).encode(), token.encode()):
+            raise Forbidden("ONAPPUNINSTALL with a wrong application_token")
+        store.forget_portal(src.id)
+        log.warning("source %s: application uninstalled from %s; its tokens are deleted", src.id, src.domain)
+        return jsonify({"ok": True, "uninstalled": src.id}), 200
+
+    @app.post("/b24/<source_id>/install")
+    def install_handler(source_id: str) -> tuple[Response, int]:
+        src = _app_source(source_id)
+        ingress = config.file.ingress
+        return _install(src, _payload(BodyLimits(ingress.max_fields, ingress.max_depth), ingress.max_body_bytes))
+
     @app.post("/b24/<source_id>")
     def handler(source_id: str) -> tuple[Response, int]:
         started = time.perf_counter()
-        # cheap checks first, before the body is read: an unknown source is 404, a wrong ?key= 403
-        auth = _auth(config, source_id)
-        key = request.args.get("key")
-        check_key(key, auth)
+        src = config.source(source_id)
         ingress = config.file.ingress
-        # a body over MAX_CONTENT_LENGTH raises RequestEntityTooLarge here -> 413 (_too_large); then the
-        # fields are counted before parsing (400), and parsing is linear and bounded (ingress.*)
-        payload = _payload(BodyLimits(ingress.max_fields, ingress.max_depth), ingress.max_body_bytes)
+        if src is not None and src.mode == "app":  # install and uninstall come to the handler URL too
+            payload = _payload(BodyLimits(ingress.max_fields, ingress.max_depth), ingress.max_body_bytes)
+            event = str(payload.get("event") or "").strip().upper()
+            if event == app_intake.INSTALL:
+                return _install(src, payload)
+            if event == app_intake.UNINSTALL:
+                return _uninstall(src, payload)
+            auth = _auth(config, source_id, store)
+            key = request.args.get("key")
+            check_key(key, auth)
+        else:
+            # cheap checks first, before the body is read: an unknown source is 404, a wrong ?key= 403
+            auth = _auth(config, source_id)
+            key = request.args.get("key")
+            check_key(key, auth)
+            # a body over MAX_CONTENT_LENGTH raises RequestEntityTooLarge here -> 413 (_too_large); then the
+            # fields are counted before parsing (400), and parsing is linear and bounded (ingress.*)
+            payload = _payload(BodyLimits(ingress.max_fields, ingress.max_depth), ingress.max_body_bytes)
         call = interpret(payload, key, auth)
+        if src is not None and src.mode == "app" and call.trigger == "ONOFFLINEEVENT":
+            store.request_sweep(f"offline:{source_id}")  # the portal's nudge: offline events wait
+            if on_enqueue is not None:
+                on_enqueue()
+            return jsonify({"ok": True, "ignored": "offline events are read next"}), 200
         if call.kind == "ignored" or call.deal_id is None:
             log.info("source %s: %s ignored: %s", source_id, call.trigger, call.note)
             return jsonify({"ok": True, "ignored": call.note}), 200
