@@ -28,7 +28,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from relay.errors import BadRequest, Forbidden
@@ -38,6 +38,7 @@ DEAL_EVENTS = frozenset({"ONCRMDEALADD", "ONCRMDEALUPDATE"})
 DELETE_EVENT = "ONCRMDEALDELETE"  # relayed only when the source's mapping sets deletes.source
 _DEAL_ID = re.compile(r"^[1-9][0-9]{0,18}$")
 _DOC_ID = re.compile(r"^DEAL_([1-9][0-9]{0,18})$")
+_PROPERTY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,49}")
 #: an application robot's ``event_token`` (``<workflow id>|<activity>|<signature>``) is stored with the job, one per
 #: line when calls merge: no control character (a NUL is refused by PostgreSQL, a line break would split it in two)
 _EVENT_TOKEN = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,1024}")
@@ -69,6 +70,8 @@ class InboundCall:
     deal_id: str | None = None
     event_token: str | None = None
     note: str = ""
+    #: an application robot's settings (``properties[<code>]``), text values by code
+    properties: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -315,7 +318,23 @@ def _robot(payload: Mapping[str, Any]) -> InboundCall:
     match = _DOC_ID.match(doc[2].strip())
     if not match:
         raise BadRequest(f"document_id[2] must look like DEAL_123, got {doc[2][:40]!r}")
-    return InboundCall(kind="deal", trigger=trigger, deal_id=match.group(1), event_token=_event_token(payload))
+    return InboundCall(kind="deal", trigger=trigger, deal_id=match.group(1), event_token=_event_token(payload),
+                       properties=_properties(payload))
+
+
+def _properties(payload: Mapping[str, Any]) -> dict[str, str]:
+    """An application robot's ``properties[<code>]`` as text (lists joined with ", "); at most 50."""
+    raw = payload.get("properties")
+    if not isinstance(raw, Mapping):
+        return {}
+    out: dict[str, str] = {}
+    for code, value in list(raw.items())[:50]:
+        if not isinstance(code, str) or not _PROPERTY.fullmatch(code):
+            continue
+        items = value if isinstance(value, list) else [value]
+        text = ", ".join(str(v) for v in items if isinstance(v, (str, int, float)) and not isinstance(v, bool))
+        out[code] = text[:2000]
+    return out
 
 
 def _event_token(payload: Mapping[str, Any]) -> str | None:

@@ -37,16 +37,22 @@ class QueueMixin(LinksMixin):
     """Jobs: from the handler's call to done, skipped, dead or merged."""
 
     def enqueue_sync(
-        self, source_id: str, deal_id: str, trigger: str, *, event_token: str | None = None, now: float | None = None
+        self, source_id: str, deal_id: str, trigger: str, *, event_token: str | None = None, now: float | None = None,
+        robot: dict[str, str] | None = None,
     ) -> Enqueued:
-        """Store a call for a deal: merge into its pending sync job, or add one (durably committed)."""
+        """Store a call for a deal: merge into its pending sync job, or add one (durably committed).
+        ``robot``: an application robot's settings, kept with the job (the latest call's win)."""
         now = time.time() if now is None else now
+        text = json.dumps({"robot": robot}, ensure_ascii=False, sort_keys=True) if robot else "{}"
         if self._committer is not None:
-            return self._committer.enqueue([(source_id, deal_id, trigger, event_token)], now)[0]
+            return self._committer.enqueue([(source_id, deal_id, trigger, event_token)], now, payloads=[text])[0]
         for _ in range(3):
             try:
                 with self._tx() as conn:
-                    return self._enqueue(conn, source_id, deal_id, trigger, event_token, now)
+                    queued = self._enqueue(conn, source_id, deal_id, trigger, event_token, now)
+                    if robot:
+                        conn.execute(update(jobs).where(jobs.c.id == queued.job_id).values(payload=text))
+                    return queued
             except IntegrityError:  # a concurrent writer inserted the pending job first
                 continue
         raise RuntimeError("could not enqueue: pending-job race did not settle")

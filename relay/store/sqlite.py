@@ -30,9 +30,10 @@ from relay.store.schema import HEALTH_WRITE
 UPSERT = """
 INSERT INTO jobs (kind, source_id, deal_id, status, attempts, events, "trigger", event_token, payload,
                   available_at, created_at, updated_at)
-VALUES ('sync', ?, ?, 'pending', 0, 1, ?, ?, '{}', ?, ?, ?)
+VALUES ('sync', ?, ?, 'pending', 0, 1, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (source_id, deal_id) WHERE status = 'pending' AND kind = 'sync'
 DO UPDATE SET events = jobs.events + 1, updated_at = excluded.updated_at, "trigger" = excluded."trigger",
+              payload = CASE WHEN excluded.payload = '{}' THEN jobs.payload ELSE excluded.payload END,
               event_token = CASE WHEN excluded.event_token IS NULL THEN jobs.event_token
                                  WHEN jobs.event_token IS NULL THEN excluded.event_token
                                  WHEN instr(char(10) || jobs.event_token || char(10),
@@ -109,9 +110,12 @@ class GroupCommitter:
                 self._pid = os.getpid()
 
     def enqueue(self, items: list[tuple[str, str, str, str | None]], now: float,
-                timeout: float = 60.0) -> list[Enqueued]:
-        """Store calls ``(source_id, deal_id, trigger, event_token)``; returns once all are committed."""
-        calls = self._submit([_Call(UPSERT, (s, d, t, tok or None, now, now, now)) for s, d, t, tok in items])
+                timeout: float = 60.0, payloads: list[str] | None = None) -> list[Enqueued]:
+        """Store calls ``(source_id, deal_id, trigger, event_token)`` (with their payload JSON, default
+        ``{}``: a non-empty one replaces the waiting job's); returns once all are committed."""
+        texts = payloads or ["{}"] * len(items)
+        calls = self._submit([_Call(UPSERT, (s, d, t, tok or None, p, now, now, now))
+                              for (s, d, t, tok), p in zip(items, texts, strict=True)])
         out = []
         for call in self._wait(calls, timeout):
             assert call.row is not None

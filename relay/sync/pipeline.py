@@ -216,6 +216,9 @@ class Pipeline:
                                                    status="skipped", message="Not sent: the deal was not found.")
         else:
             w.result.deal, w.rows = answer.deal, answer.rows
+            robot = w.job.payload.get("robot")
+            if isinstance(robot, dict):  # an application robot's settings: source fields ROBOT_<CODE>
+                w.result.deal = {**answer.deal, **{f"ROBOT_{str(k).upper()}": v for k, v in robot.items()}}
 
     def _plan(self, works: Sequence[_Work], ahead: Mapping[str, clients.Prefetched]) -> None:
         known = self.store.links([(w.source.id, w.job.deal_id) for w in works])

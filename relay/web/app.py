@@ -222,7 +222,8 @@ def create_app(config: RelayConfig, store: Store, *, on_enqueue: Callable[[], No
         if call.kind == "ignored" or call.deal_id is None:
             log.info("source %s: %s ignored: %s", source_id, call.trigger, call.note)
             return jsonify({"ok": True, "ignored": call.note}), 200
-        queued = store.enqueue_sync(source_id, call.deal_id, call.trigger, event_token=call.event_token)
+        queued = store.enqueue_sync(source_id, call.deal_id, call.trigger, event_token=call.event_token,
+                                    robot=call.properties or None)
         if on_enqueue is not None:
             on_enqueue()
         log.info("source %s: %s deal %s -> job %s%s (%.1f ms)", source_id, call.trigger, call.deal_id,
