@@ -27,6 +27,7 @@ import hmac
 import json
 import math
 import re
+from urllib.parse import urlsplit
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -249,6 +250,9 @@ def _check_pinning(auth: Mapping[str, Any], source: SourceAuth, required: bool) 
         raise Forbidden("auth[member_id] does not match this source's member_id")
     if source.domain and (domain is not None or required) and (domain or "").lower() != source.domain.lower():
         raise Forbidden("auth[domain] does not match this source's domain")
+    endpoint = _text(auth.get("client_endpoint"))
+    if source.domain and endpoint and (urlsplit(endpoint).hostname or "").lower() != source.domain.lower():
+        raise Forbidden("auth[client_endpoint] points at another host than this source's domain")
 
 
 def check_key(key: str | None, source: SourceAuth) -> None:
