@@ -31,12 +31,12 @@ class Trap(BaseHTTPRequestHandler):
 
     hits: list[str] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         Trap.hits.append(self.path)
         self.send_response(200)
         self.end_headers()
 
-    do_GET = do_POST  # noqa: N815
+    do_GET = do_POST
 
     def log_message(self, *_: Any) -> None:
         return None
