@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import requests
@@ -29,7 +29,7 @@ KEY = new_key()
 class Trap(BaseHTTPRequestHandler):
     """An address a forged body names: it must never be called."""
 
-    hits: list[str] = []
+    hits: ClassVar[list[str]] = []
 
     def do_POST(self) -> None:
         Trap.hits.append(self.path)
