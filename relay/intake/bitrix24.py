@@ -27,10 +27,10 @@ import hmac
 import json
 import math
 import re
-from urllib.parse import urlsplit
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from relay.errors import BadRequest, Forbidden
 from relay.phpquery import nest_mapping, nest_pairs, parse_query
