@@ -203,8 +203,12 @@ def cmd_check(_args: argparse.Namespace) -> int:
     for s in config.file.sources:
         kinds = [k for k, v in (("events", s.application_token), ("robot", s.robot_key)) if v is not None]
         spec = config.mappings[s.id]
-        print(f"  source {s.id}: accepts {', '.join(kinds) or 'nothing (set application_token or robot_key)'}; "
-              f"mapping {s.mapping} ({len(spec.fields)} fields, link {spec.link_field})")
+        accepts = ', '.join(kinds) or 'nothing (set application_token or robot_key)'
+        if s.mode == "app":
+            accepts = (f"an application on {s.domain} (install path {config.file.public_url}/b24/{s.id}/install; "
+                       "`relay app status` tells whether it is installed)")
+        print(f"  source {s.id}: accepts {accepts}; mapping {s.mapping} ({len(spec.fields)} fields, "
+              f"link {spec.link_field})")
     for base in config.file.onec:
         how = ["token"] if base.token is not None else []
         how += [f"addresses {', '.join(base.allow_ips)}"] if base.allow_ips else []
