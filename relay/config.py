@@ -81,6 +81,9 @@ class SourceConfig(_Model):
 
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
     mode: Literal["webhook", "app"] = "webhook"
+    #: mode app: where the portal answers REST calls, default https://<domain>/ (set it only for a proxy
+    #: or a local emulator); never taken from a request
+    portal_url: Annotated[str | None, Field(pattern=r"^https?://[^\s/]+/?$")] = None
     webhook_url: SecretStr | None = None
     client_id: str | None = None
     client_secret: SecretStr | None = None
@@ -127,6 +130,12 @@ class SourceConfig(_Model):
     def link_prefix(self) -> str:
         """Names this portal in link stamps: its member_id when pinned, else the source id."""
         return self.member_id or self.id
+
+    @property
+    def rest_url(self) -> str:
+        """mode app: the portal's REST base URL (``https://<domain>/rest/`` unless ``portal_url`` says)."""
+        base = self.portal_url or f"https://{self.domain}/"
+        return base.rstrip("/") + "/rest/"
 
 
 class OneCBase(_Model):

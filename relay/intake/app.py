@@ -42,7 +42,8 @@ def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def install(payload: Mapping[str, Any], query: Mapping[str, str], *, domain: str, member_id: str | None) -> Install:
+def install(payload: Mapping[str, Any], query: Mapping[str, str], *, domain: str, member_id: str | None,
+            endpoint_hosts: tuple[str, ...] = ()) -> Install:
     """Check an install call against the configured portal; BadRequest / Forbidden say what is wrong."""
     auth = payload.get("auth")
     if isinstance(auth, Mapping) and auth.get("access_token"):
@@ -59,7 +60,8 @@ def install(payload: Mapping[str, Any], query: Mapping[str, str], *, domain: str
     if got["domain"].lower() != domain.lower():
         raise Forbidden(f"install from {got['domain'][:80]!r}, but this source is the portal {domain}")
     endpoint = got["client_endpoint"]
-    if endpoint and (urlsplit(endpoint).hostname or "").lower() != domain.lower():
+    hosts = {h.lower() for h in (*endpoint_hosts, domain) if h}
+    if endpoint and (urlsplit(endpoint).hostname or "").lower() not in hosts:
         raise Forbidden("client_endpoint points at another host than the configured portal")
     if member_id and not hmac.compare_digest(got["member_id"].encode(), member_id.encode()):
         raise Forbidden("install from another portal (member_id differs from the configured one)")

@@ -60,6 +60,8 @@ class SourceAuth:
     member_id: str | None = None
     domain: str | None = None
     deletes: bool = False  # ONCRMDEALDELETE is relayed (the source's mapping has a delete policy)
+    #: hosts an ``auth[client_endpoint]`` may name (default: ``domain``); a portal_url's host is one more
+    endpoint_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -251,7 +253,8 @@ def _check_pinning(auth: Mapping[str, Any], source: SourceAuth, required: bool) 
     if source.domain and (domain is not None or required) and (domain or "").lower() != source.domain.lower():
         raise Forbidden("auth[domain] does not match this source's domain")
     endpoint = _text(auth.get("client_endpoint"))
-    if source.domain and endpoint and (urlsplit(endpoint).hostname or "").lower() != source.domain.lower():
+    hosts = {h.lower() for h in (*source.endpoint_hosts, source.domain or "") if h}
+    if hosts and endpoint and (urlsplit(endpoint).hostname or "").lower() not in hosts:
         raise Forbidden("auth[client_endpoint] points at another host than this source's domain")
 
 

@@ -78,7 +78,7 @@ class TokenKeeper:
         row = self.store.portal(source.id)
         if row is None or self.vault is None:
             raise not_installed(source)
-        return f"https://{source.domain}/rest/", self.vault.open(row.access_token)
+        return source.rest_url, self.vault.open(row.access_token)
 
     def refresh(self, source: SourceConfig, stale: str) -> None:
         """Make sure the stored access token is newer than ``stale``: refresh it, or wait for whoever is."""

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -31,6 +32,11 @@ from relay.web.admin import blueprint
 
 log = logging.getLogger("relay.web")
 ONEC_PATH = "/api/webhook/1c/"
+
+
+def _hosts(src: SourceConfig) -> tuple[str, ...]:
+    """Hosts an ``auth[client_endpoint]`` of this source may name: its domain and its portal_url's host."""
+    return tuple(h for h in (src.domain, urlsplit(src.portal_url).hostname if src.portal_url else None) if h)
 
 
 def _vault(config: RelayConfig) -> Vault:
@@ -61,6 +67,7 @@ def _auth(config: RelayConfig, source_id: str, store: Store | None = None) -> So
         member_id=src.member_id,
         domain=src.domain,
         deletes=config.mappings[src.id].deletes.source != "ignore",
+        endpoint_hosts=_hosts(src),
     )
 
 
@@ -160,7 +167,8 @@ def create_app(config: RelayConfig, store: Store, *, on_enqueue: Callable[[], No
         return src
 
     def _install(src: SourceConfig, payload: dict[str, Any]) -> tuple[Response, int]:
-        got = app_intake.install(payload, request.args, domain=src.domain or "", member_id=src.member_id)
+        got = app_intake.install(payload, request.args, domain=src.domain or "", member_id=src.member_id,
+                                 endpoint_hosts=_hosts(src))
         vault = _vault(config)
         row = store.portal(src.id)
         if row is not None and not hmac.compare_digest(vault.open(row.application_token).encode(),
