@@ -19,9 +19,9 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from relay.errors import BadRequest, Forbidden
+from relay.intake.bitrix24 import host_of
 
 INSTALL, UNINSTALL = "ONAPPINSTALL", "ONAPPUNINSTALL"
 
@@ -61,7 +61,7 @@ def install(payload: Mapping[str, Any], query: Mapping[str, str], *, domain: str
         raise Forbidden(f"install from {got['domain'][:80]!r}, but this source is the portal {domain}")
     endpoint = got["client_endpoint"]
     hosts = {h.lower() for h in (*endpoint_hosts, domain) if h}
-    if endpoint and (urlsplit(endpoint).hostname or "").lower() not in hosts:
+    if endpoint and host_of(endpoint) not in hosts:
         raise Forbidden("client_endpoint points at another host than the configured portal")
     if member_id and not hmac.compare_digest(got["member_id"].encode(), member_id.encode()):
         raise Forbidden("install from another portal (member_id differs from the configured one)")

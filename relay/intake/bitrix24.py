@@ -254,8 +254,16 @@ def _check_pinning(auth: Mapping[str, Any], source: SourceAuth, required: bool) 
         raise Forbidden("auth[domain] does not match this source's domain")
     endpoint = _text(auth.get("client_endpoint"))
     hosts = {h.lower() for h in (*source.endpoint_hosts, source.domain or "") if h}
-    if hosts and endpoint and (urlsplit(endpoint).hostname or "").lower() not in hosts:
+    if hosts and endpoint and host_of(endpoint) not in hosts:
         raise Forbidden("auth[client_endpoint] points at another host than this source's domain")
+
+
+def host_of(url: str) -> str:
+    """The lower-case host of a URL from a body; ``""`` when it has none or cannot be parsed."""
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:  # "https://[::1" and other broken URLs
+        return ""
 
 
 def check_key(key: str | None, source: SourceAuth) -> None:
