@@ -177,7 +177,7 @@ def test_a_health_write_failing_alone_does_not_undo_the_calls_of_its_group(tmp_p
         committer = GroupCommitter(store._raw_connection, WriteLock(f"{tmp_path}/relay.db"))
         raw = store._raw_connection()
         group = [_Call(HEALTH_WRITE, {"checked_at": 1.0}, isolated=True),
-                 _Call(UPSERT, ("p", "7", "E", None, 1.0, 1.0, 1.0))]
+                 _Call(UPSERT, ("p", "7", "E", None, "{}", 1.0, 1.0, 1.0))]
         committer._commit(raw, group)
         assert isinstance(group[0].error, sqlite3.OperationalError) and "no such table" in str(group[0].error)
         assert group[1].error is None and group[1].row is not None

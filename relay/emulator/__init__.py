@@ -9,11 +9,21 @@ Typical use in a test::
         requests.post(src.webhook_url + "crm.deal.get.json", json={"id": deal_id})
         src.inject("lost_reply", method="crm.deal.add")
 
+Hosting a local application (:mod:`relay.emulator.app`)::
+
+        src.install_app("http://127.0.0.1:8000/b24/partner", "http://127.0.0.1:8000/b24/install")
+        token = src.app_tokens()["access_token"]
+        requests.post(src.app_rest_url + "event.bind", json={"auth": token, "event": "ONCRMDEALUPDATE",
+                                                             "event_type": "offline"})
+        src.expire_tokens()          # next call: 401 expired_token; refresh at src.oauth_url + "oauth/token/"
+        src.run_robot("b24relay_send", deal_id, {"funnel": "3"})
+
 Protocol facts: ``/work/shared/docs/bitrix24-protocol.md`` (doc paths cited in each module).
 """
 
 from __future__ import annotations
 
+from relay.emulator.appstate import Caller
 from relay.emulator.config import (
     DEFAULT_STAGES,
     PortalConfig,
@@ -26,6 +36,7 @@ from relay.emulator.faults import Fault
 from relay.emulator.outgoing import Binding
 from relay.emulator.pipeline import Outcome, RequestRecord
 from relay.emulator.portal import Portal
+from relay.emulator.robots import RobotRun
 from relay.emulator.sender import (
     app_robot_payload,
     event_payload,
@@ -40,6 +51,7 @@ __all__ = [
     "DEFAULT_STAGES",
     "FAULT_KINDS",
     "Binding",
+    "Caller",
     "EmuError",
     "EmulatedPortal",
     "Fault",
@@ -48,6 +60,7 @@ __all__ = [
     "PortalConfig",
     "Reply",
     "RequestRecord",
+    "RobotRun",
     "app_robot_payload",
     "default_source_config",
     "default_target_config",

@@ -63,6 +63,9 @@ class PortalConfig:
     first_deal_id: int = 1
     application_token: str = field(default_factory=random_token)
     operating_limit: float | None = None
+    #: seconds an OAuth access token of an installed application lives (Bitrix24: one hour —
+    #: ``settings/oauth/index.md``); tests set it short
+    token_lifetime: float = 3600.0
 
     def __post_init__(self) -> None:
         self.categories = {k: list(v) for k, v in _int_keys(self.categories).items()}
@@ -93,6 +96,8 @@ class PortalConfig:
             raise ValueError(f"webhook user {self.user_id} is not in users")
         if self.rate <= 0 or self.burst < 1:
             raise ValueError("rate must be > 0 and burst >= 1")
+        if self.token_lifetime <= 0:
+            raise ValueError("token_lifetime must be > 0 seconds")
 
     def enum_map(self, name: str) -> dict[str, str]:
         """Items of an enumeration field as ``{item_id: VALUE}`` (ids as strings)."""

@@ -12,6 +12,7 @@ from typing import Any
 
 import requests
 
+from relay.emulator import appcontrol
 from relay.emulator.core import EmuError
 from relay.emulator.portal import Portal
 
@@ -21,6 +22,7 @@ ROUTES_HELP = [
     "GET|DELETE /_emu/requests", "GET|POST|DELETE /_emu/faults", "POST /_emu/event_tokens",
     "POST /_emu/send_event", "POST /_emu/send_robot", "POST /_emu/send_app_robot",
     "POST /_emu/bindings", "GET /_emu/deliveries", "GET|POST /_emu/products", "GET /_emu/items/<entityTypeId>",
+    *appcontrol.ROUTES_HELP,
 ]
 
 Result = tuple[int, Any]
@@ -105,6 +107,7 @@ def _simple_routes(portal: Portal) -> dict[tuple[str, str], Callable[[Mapping[st
             str(b["name"]), float(b.get("price", 0)), b.get("xml_id"), currency=b.get("currency"))}),
         ("GET", "/_emu/items/2"): lambda q, b: (200, portal.items(2)),
         ("GET", "/_emu/items/31"): lambda q, b: (200, portal.items(31)),
+        **appcontrol.routes(portal),
     }
 
 

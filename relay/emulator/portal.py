@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from relay.emulator import (
+    appevents,
     catalog,
     clients,
     crm_methods,
@@ -25,15 +26,17 @@ from relay.emulator import (
     items,
     other_methods,
     requisites,
+    robots,
     units,
 )
 from relay.emulator import rows as product_rows
+from relay.emulator.app import AppMixin
 from relay.emulator.batch import run_batch
 from relay.emulator.config import PortalConfig
 from relay.emulator.core import EmuError, Reply, method_not_found
 from relay.emulator.faults import FaultBook
 from relay.emulator.limits import LeakyBucket, OperatingLedger
-from relay.emulator.outgoing import Binding, OutgoingMixin
+from relay.emulator.outgoing import Binding
 from relay.emulator.pipeline import PipelineMixin, RequestRecord, normalize_method
 from relay.emulator.state import PortalState
 
@@ -44,9 +47,11 @@ METHODS.update({**clients.HANDLERS, **requisites.HANDLERS, **duplicates.HANDLERS
 METHODS.update({**items.HANDLERS, **itemrows.HANDLERS})
 # currencies, units of measure, catalog products (what 1C documents land with)
 METHODS.update({**units.HANDLERS, **catalog.HANDLERS})
+# application context: event.bind/unbind/get, event.offline.*, bizproc.robot.*, bizproc.event.send for runs
+METHODS.update({**appevents.HANDLERS, **robots.HANDLERS})
 
 
-class Portal(PipelineMixin, OutgoingMixin):
+class Portal(PipelineMixin, AppMixin):
     """Thread-safe portal state plus the REST methods Bitrix24 offers on it."""
 
     def __init__(self, config: PortalConfig | None = None) -> None:
@@ -70,7 +75,7 @@ class Portal(PipelineMixin, OutgoingMixin):
     def invoke(self, method: str, params: dict[str, Any]) -> Reply:
         """Run one REST method (``batch`` included) and return its :class:`Reply`; raises :class:`EmuError`."""
         method = normalize_method(method)
-        with self._lock:
+        with self._lock, self._method_scope():  # who calls; route the changes to applications after
             if method == "batch":
                 return Reply(run_batch(params, self._invoke_command, self._faults.take_command, self.state.tz))
             handler = METHODS.get(method)
@@ -107,6 +112,7 @@ class Portal(PipelineMixin, OutgoingMixin):
                 except EmuError:
                     deals.delete_deal(self.state, deal_id)  # all or nothing
                     self.state.changes.clear()
+                    self.state.app.routed = 0
                     raise
         self._fire_changes("user")
         return deal_id
@@ -263,7 +269,8 @@ class Portal(PipelineMixin, OutgoingMixin):
             return self._bucket.level
 
     def reset(self) -> None:
-        """Forget all data, faults, bindings, event tokens and the request log (config stays)."""
+        """Forget all data, faults, bindings, event tokens, installed applications (their tokens, robots,
+        offline queue) and the request log (config stays)."""
         with self._lock:
             base_url, self.state = self.state.base_url, PortalState(self.config)
             self.state.base_url = base_url  # where the server listens (files.py urlMachine)

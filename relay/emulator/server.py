@@ -4,7 +4,9 @@ URL scheme ``/rest/<USER_ID>/<SECRET>/<method>[.json]``, GET with a query string
 JSON or PHP-bracket form body — ``local-integrations/local-webhooks.md``,
 ``settings/how-to-call-rest-api/general-principles.md``, ``settings/how-to-call-rest-api/data-encoding.md``.
 Wrong user/secret -> 401 ``NO_AUTH_FOUND`` — ``_includes/system-errors.md``.  ``/_emu/`` is the
-control API of :mod:`relay.emulator.control`.
+control API of :mod:`relay.emulator.control`.  Installed applications call ``/rest/<method>`` with
+``auth=<access_token>`` (query, form or JSON body) — ``settings/how-to-call-rest-api/authorization.md`` —
+and refresh tokens at ``/oauth/token/``, the emulated ``oauth.bitrix.info`` (:mod:`relay.emulator.app`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from relay.phpquery import parse_query
 
 log = logging.getLogger("relay.emulator")
 _REST = re.compile(r"^/rest/(?P<user>[^/]+)/(?P<secret>[^/]+)/(?P<method>[^/]*)/?$")
+_APP_REST = re.compile(r"^/rest/(?P<method>[^/]+)/?$")
 JSON_TYPE = "application/json; charset=utf-8"
 
 
@@ -126,6 +129,9 @@ class _Handler(BaseHTTPRequestHandler):
         if parts.path == "/_emu" or parts.path.startswith("/_emu/"):
             self._control(verb, parts.path, parts.query, body)
             return
+        if parts.path.rstrip("/") == "/oauth/token" or _APP_REST.match(parts.path):
+            self._app_route(verb, parts.path, parts.query, body)
+            return
         match = _REST.match(parts.path)
         if match is None:
             self._send_json(404, {"error": "NOT_FOUND", "error_description": "Use /rest/<user>/<secret>/<method>"})
@@ -141,6 +147,26 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_file(portal, params, authorized)
             return
         outcome = portal.handle(unquote(match["method"]), params, authorized=authorized, error=error)
+        if outcome.body is None:
+            self._hang_up()
+        else:
+            self._send_json(outcome.status, outcome.body)
+
+    def _app_route(self, verb: str, path: str, query: str, body: bytes) -> None:
+        """The OAuth server, or a REST call authorised by an application's access token."""
+        if verb not in ("GET", "POST"):
+            self._send_json(405, {"error": "METHOD_NOT_ALLOWED", "error_description": verb})
+            return
+        portal = self.server.portal
+        params, error = self._decode(query, body)
+        if path.rstrip("/") == "/oauth/token":
+            self._send_json(*portal.oauth_token({str(k): v for k, v in params.items() if isinstance(v, str)}))
+            return
+        token, connector = params.pop("auth", None), params.pop("auth_connector", None)
+        match = _APP_REST.match(path)
+        assert match is not None
+        outcome = portal.handle_app(unquote(match["method"]), params, token if isinstance(token, str) else None,
+                                    connector if isinstance(connector, str) else "", error=error)
         if outcome.body is None:
             self._hang_up()
         else:
@@ -252,6 +278,16 @@ class EmulatedPortal(Portal):
     def webhook_url(self) -> str:
         """The inbound webhook base: ``http://127.0.0.1:<port>/rest/<user_id>/<secret>/``."""
         return f"{self.url}/rest/{self.config.user_id}/{self.config.secret}/"
+
+    @property
+    def app_rest_url(self) -> str:
+        """Where an installed application calls methods: ``http://127.0.0.1:<port>/rest/`` (+ ``auth=``)."""
+        return f"{self.url}/rest/"
+
+    @property
+    def oauth_url(self) -> str:
+        """The emulated OAuth server's base (``<oauth_url>oauth/token/``), like ``https://oauth.bitrix.info/``."""
+        return f"{self.url}/"
 
     @property
     def control_url(self) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from relay.emulator.appstate import AppState, Caller
 from relay.emulator.catalog import product_record
 from relay.emulator.config import PortalConfig
 from relay.emulator.core import not_found
@@ -56,9 +57,14 @@ class PortalState:
     #: catalog products by id in ``crm.product.get`` shape (relay/emulator/catalog.py); the
     #: configured ``products`` (id -> name) are there from the start, price 0
     products: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # -- installed applications: OAuth tokens, event bindings, offline queue, robots (appstate.py) --
+    app: AppState = field(default_factory=AppState)
+    #: who the REST call being executed comes from (set by ``AppMixin`` around each method)
+    caller: Caller = field(default_factory=Caller)
 
     def __post_init__(self) -> None:
         self.tz = parse_tz(self.config.timezone)
+        self.caller = Caller(None, self.config.user_id, "")
         self.counters.setdefault("deal", self.config.first_deal_id - 1)
         for product_id, name in self.config.products.items():
             self.products.setdefault(product_id, product_record(
