@@ -98,7 +98,7 @@ def build(config: RelayConfig, store: Store) -> Relay:
 def from_settings(settings: Settings | None = None) -> Relay:
     """Build the whole relay from ``RELAY_*`` settings."""
     settings = settings or Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     config, store = load(settings)
     relay = build(config, store)
     relay.admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None

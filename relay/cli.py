@@ -31,7 +31,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return run_demo(host=host, port=port, keep_serving=True)
     from relay.serve import RelayServer
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if not args.no_worker:
         from relay.boot import from_settings
 

@@ -6,6 +6,7 @@ An inbound-webhook URL is ``https://<portal>/rest/<USER_ID>/<SECRET>/<method>`` 
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -54,6 +55,26 @@ class RedactingFormatter(logging.Formatter):
         return REDACTOR(super().format(record))
 
 
+class JsonFormatter(RedactingFormatter):
+    """One JSON object per line (``RELAY_LOG_FORMAT=json``): ``time``, ``level``, ``logger``, ``message``,
+    ``exception`` when there is one, and any ``source``/``job``/``deal``/``target`` given as ``extra``;
+    redacted like the text format."""
+
+    FIELDS = ("source", "job", "deal", "target")
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, object] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+            "level": record.levelname, "logger": record.name, "message": REDACTOR(record.getMessage())}
+        for name in self.FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                out[name] = REDACTOR(str(value))
+        if record.exc_info:
+            out["exception"] = REDACTOR(self.formatException(record.exc_info))
+        return json.dumps(out, ensure_ascii=False)
+
+
 class RedactingFilter(logging.Filter):
     """Rewrites a record's message in place so that every handler sees it redacted."""
 
@@ -69,8 +90,8 @@ class RedactingFilter(logging.Filter):
 QUIET_LOGGERS = ("urllib3", "requests")
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Send logs to stderr through the redacting formatter (idempotent)."""
+def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
+    """Send logs to stderr through the redacting formatter, text or JSON lines (idempotent)."""
     root = logging.getLogger()
     root.setLevel(level.upper())
     for name in QUIET_LOGGERS:
@@ -79,6 +100,7 @@ def configure_logging(level: str = "INFO") -> None:
         if isinstance(handler.formatter, RedactingFormatter):
             return
     handler = logging.StreamHandler()
-    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if fmt.lower() == "json"
+                         else RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
     root.addHandler(handler)

@@ -225,18 +225,20 @@ class Worker:
         transitions = [self._transition(o) for o in outcomes]
         for t, owned in zip(transitions, self.store.finish(self.owner, transitions), strict=True):
             job = t.job
+            ids: dict[str, object] = {"source": job.source_id, "job": job.id, "deal": job.deal_id,
+                                      "target": t.target_deal_id}  # fields of RELAY_LOG_FORMAT=json lines
             if not owned:
-                log.warning("job %s: lease lost before it finished; another worker owns it now", job.id)
+                log.warning("job %s: lease lost before it finished; another worker owns it now", job.id, extra=ids)
             elif t.status == "done":
                 log.info("job %s %s %s/%s: %s%s", job.id, job.kind, job.source_id, job.deal_id, t.outcome,
-                         f" -> target deal {t.target_deal_id}" if t.target_deal_id else "")
+                         f" -> target deal {t.target_deal_id}" if t.target_deal_id else "", extra=ids)
             elif t.status == "skipped":
-                log.info("job %s skipped %s/%s: %s", job.id, job.source_id, job.deal_id, t.error)
+                log.info("job %s skipped %s/%s: %s", job.id, job.source_id, job.deal_id, t.error, extra=ids)
             elif t.status == "dead":
-                log.error("job %s %s %s/%s dead: %s", job.id, job.kind, job.source_id, job.deal_id, t.error)
+                log.error("job %s %s %s/%s dead: %s", job.id, job.kind, job.source_id, job.deal_id, t.error, extra=ids)
             else:
                 log.warning("job %s %s/%s attempt %d failed, retry in %.1fs: %s", job.id, job.source_id,
-                            job.deal_id, job.attempts, t.delay, t.error)
+                            job.deal_id, job.attempts, t.delay, t.error, extra=ids)
 
     def _transition(self, o: Outcome) -> Transition:
         common: dict[str, Any] = {"link": o.link, "forget_creating": o.forget_creating, "link_lost": o.link_lost,
