@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from relay import metrics
 from relay.config import RelayConfig
 from relay.errors import PermanentError, RelayError, TransientError
 from relay.models import Job, Transition
@@ -230,6 +231,9 @@ class Worker:
             if not owned:
                 log.warning("job %s: lease lost before it finished; another worker owns it now", job.id, extra=ids)
             elif t.status == "done":
+                if job.kind == "sync" and job.created_at:
+                    metrics.LATENCY.labels("1c" if ":" in job.deal_id else "deal").observe(
+                        max(0.0, time.time() - job.created_at))
                 log.info("job %s %s %s/%s: %s%s", job.id, job.kind, job.source_id, job.deal_id, t.outcome,
                          f" -> target deal {t.target_deal_id}" if t.target_deal_id else "", extra=ids)
             elif t.status == "skipped":

@@ -27,7 +27,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
 
-from relay import __version__
+from relay import __version__, metrics
 from relay.errors import (
     AuthError,
     NetworkError,
@@ -157,7 +157,9 @@ class PortalClient:
 
     def _send(self, base: str, token: str | None, method: str, params: Mapping[str, Any], *, write: bool,
               inner: tuple[str, ...]) -> dict[str, Any]:
+        waited = time.monotonic()
         self.pacer.acquire(method, *inner)
+        metrics.PACER_WAIT.labels(self.name).inc(time.monotonic() - waited)
         url = f"{base}{method}.json"
         if token is not None:  # an application: its own writes are marked so they do not come back as events
             params = {**params, "auth": token, "auth_connector": CONNECTOR}
@@ -175,6 +177,7 @@ class PortalClient:
                 raise ReplyLost(f"{method} on {self.name}: no reply ({kind}); "
                                 "the write may have been applied") from None
             raise NetworkError(f"{method} on {self.name}: {kind}") from None
+        metrics.REQUESTS.labels(self.name, method, str(resp.status_code)).inc()
         try:
             return decode_reply(resp.status_code, resp.content, method=method)
         except QueryLimitExceeded:

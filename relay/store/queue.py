@@ -305,6 +305,12 @@ class QueueMixin(LinksMixin):
                 out.setdefault(kind, {})[status] = n
             return out
 
+    def oldest_pending(self, kind: str = "sync") -> float | None:
+        """``created_at`` of the oldest pending job of ``kind`` (None: nothing waits)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.min(jobs.c.created_at)).where(
+                jobs.c.kind == kind, jobs.c.status == "pending")).scalar()
+
     def replay(self, job_id: int, now: float | None = None) -> Enqueued:
         """Run a finished job again: a sync job re-reads its deal; a notify job is resent."""
         now = time.time() if now is None else now

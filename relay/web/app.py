@@ -19,7 +19,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from relay import __version__
+from relay import __version__, metrics
 from relay.config import OneCBase, RelayConfig, SourceConfig
 from relay.errors import BadRequest, Forbidden, IngressError, PayloadTooLarge, Unauthorized, UnknownSource
 from relay.intake import app as app_intake
@@ -261,6 +261,23 @@ def create_app(config: RelayConfig, store: Store, *, on_enqueue: Callable[[], No
         log.info("1C base %s: %s %s -> job %s%s (%.1f ms)", base.id, call.action, call.key, queued.job_id,
                  " (merged)" if queued.merged else "", (time.perf_counter() - started) * 1000)
         return jsonify({"ok": True, "job_id": queued.job_id, "merged": queued.merged, "key": call.key}), 200
+
+    jobs_collector = metrics.JobsCollector(store.counts, store.oldest_pending)
+
+    @app.after_request
+    def _count(response: Response) -> Response:
+        path = request.path
+        if path.startswith("/b24/") or path.startswith(ONEC_PATH):
+            kind = "1c" if path.startswith(ONEC_PATH) else "b24"
+            source = (request.view_args or {}).get("source_id") or (request.view_args or {}).get("kind") or "?"
+            metrics.CALLS.labels(str(source)[:64] if kind == "b24" else f"1c:{str(source)[:40]}", kind,
+                                 str(response.status_code)).inc()
+        return response
+
+    @app.get("/metrics")
+    def metrics_page() -> Response:
+        body, ctype = metrics.exposition(jobs_collector)
+        return Response(body, content_type=ctype)
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:
