@@ -75,9 +75,7 @@ def test_four_worker_processes_on_postgresql_relay_each_deal_once(tmp_path: Path
         by_outcome = Counter(j.outcome for j in env.store.jobs(kind="sync", limit=1000))
         assert by_outcome["created"] == 100
     finally:
-        for w in workers:
-            w.send_signal(signal.SIGTERM)
-        codes = [w.wait(timeout=60) for w in workers]
+        codes = stop_workers(workers)
         stop(env)
     assert codes == [0, 0, 0, 0]  # SIGTERM: current round finished, clean exit
 
@@ -89,6 +87,13 @@ def running_pids(env: RelayEnv) -> set[int]:
     with env.store.engine.connect() as conn:
         owners = conn.execute(text("SELECT lease_owner FROM jobs WHERE status = 'running'")).scalars().all()
     return {int(o.split(":")[1]) for o in owners if o and o.count(":") >= 2}
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]]) -> list[int]:
+    """SIGTERM every worker process and wait for each; their exit codes."""
+    for w in workers:
+        w.send_signal(signal.SIGTERM)
+    return [w.wait(timeout=60) for w in workers]
 
 
 def sigkill_loop(env: RelayEnv, workers: list[subprocess.Popen[bytes]], log: Path, rng: random.Random,
@@ -156,9 +161,6 @@ def test_sigkill_at_random_moments_never_duplicates_or_loses(tmp_path: Path, pos
         assert set(deals) <= commented
     finally:
         stop_sending.set()
-        for w in workers:
-            w.send_signal(signal.SIGTERM)
-        for w in workers:
-            w.wait(timeout=60)
+        stop_workers(workers)
         stop(env)
     assert kills >= 30

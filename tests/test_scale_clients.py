@@ -4,7 +4,6 @@ contacts in play — 0 duplicate deals, companies or contacts on the target."""
 from __future__ import annotations
 
 import random
-import signal
 import threading
 import time
 from collections import Counter
@@ -15,7 +14,7 @@ import pytest
 
 from tests.relayenv import RelayEnv, start, stop
 from tests.test_linked_records import CLIENTS, EXAMPLE, _phone
-from tests.test_scale import NO_SWEEP, sigkill_loop, spawn_worker, wait_settled
+from tests.test_scale import NO_SWEEP, sigkill_loop, spawn_worker, stop_workers, wait_settled
 
 pytestmark = pytest.mark.e2e
 
@@ -73,10 +72,7 @@ def test_four_workers_share_companies_and_contacts_without_duplicates(tmp_path: 
         assert_clients_once(env, cos, people)
         assert env.store.jobs(status="dead", limit=5) == []
     finally:
-        for w in workers:
-            w.send_signal(signal.SIGTERM)
-        for w in workers:
-            w.wait(timeout=60)
+        stop_workers(workers)
         stop(env)
 
 
@@ -122,9 +118,6 @@ def test_sigkill_with_clients_never_duplicates_a_company_or_contact(tmp_path: Pa
         assert env.store.jobs(kind="sync", status="dead", limit=5) == []
     finally:
         done.set()
-        for w in workers:
-            w.send_signal(signal.SIGTERM)
-        for w in workers:
-            w.wait(timeout=60)
+        stop_workers(workers)
         stop(env)
     assert kills >= 20

@@ -79,14 +79,20 @@ def _event_type(query: Mapping[str, Any]) -> str:
     return kind
 
 
-def event_bind(state: PortalState, params: Mapping[str, Any]) -> Reply:
-    """``event.bind`` — ``api-reference/events/event-bind.md``."""
+def _bind_call(state: PortalState, params: Mapping[str, Any]) -> tuple[Any, Any, dict[str, Any], str, str]:
+    """What ``event.bind`` and ``event.unbind`` both read: the app, the caller, the upper-cased query, the
+    event (``ERROR_ARGUMENT`` when empty) and its type."""
     app, caller = app_of(state)
     query = _upper(params)
     event = php_str(query.get("EVENT")).strip().upper()
     if not event:
         raise argument_null("EVENT")
-    kind = _event_type(query)
+    return app, caller, query, event, _event_type(query)
+
+
+def event_bind(state: PortalState, params: Mapping[str, Any]) -> Reply:
+    """``event.bind`` — ``api-reference/events/event-bind.md``."""
+    app, caller, query, event, kind = _bind_call(state, params)
     handler = php_str(query.get("HANDLER")).strip()
     user = intval(query.get("AUTH_TYPE"))
     if kind == "offline":
@@ -114,12 +120,7 @@ def event_bind(state: PortalState, params: Mapping[str, Any]) -> Reply:
 
 def event_unbind(state: PortalState, params: Mapping[str, Any]) -> Reply:
     """``event.unbind``: ``{"count": n}`` — ``api-reference/events/event-unbind.md``."""
-    app, caller = app_of(state)
-    query = _upper(params)
-    event = php_str(query.get("EVENT")).strip().upper()
-    if not event:
-        raise argument_null("EVENT")
-    kind = _event_type(query)
+    app, caller, query, event, kind = _bind_call(state, params)
     handler = "" if kind == "offline" else php_str(query.get("HANDLER")).strip()
     if kind == "online" and not handler:
         raise argument_null("HANDLER")

@@ -191,7 +191,8 @@ def _check_nesting(text: str, limits: BodyLimits) -> None:
                 return
 
 
-def _json_object(text: str, limits: BodyLimits) -> dict[str, Any]:
+def json_object(text: str, limits: BodyLimits) -> dict[str, Any]:
+    """A JSON object body, checked (nesting before parsing, values, numbers, Unicode); BadRequest otherwise."""
     _check_nesting(text, limits)
     try:
         data = json.loads(text, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant)
@@ -220,7 +221,7 @@ def decode_body(body: bytes, content_type: str, limits: BodyLimits = BodyLimits(
     if not body.strip():
         raise BadRequest("empty body: expected a Bitrix24 event or robot call")
     if ctype == "application/json" or body.lstrip(_JSON_WS)[:1] == b"{":  # curl -d '{...}' says form
-        return nest_mapping(_json_object(_utf8(body), limits), limits.max_depth)
+        return nest_mapping(json_object(_utf8(body), limits), limits.max_depth)
     if body.count(b"&") >= limits.max_fields:
         raise _too_many_fields(limits)
     return parse_query(_utf8(body).strip(), limits.max_depth)

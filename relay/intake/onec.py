@@ -42,7 +42,7 @@ from zoneinfo import ZoneInfo
 import pycountry
 
 from relay.errors import BadRequest
-from relay.intake.bitrix24 import BodyLimits, _json_object
+from relay.intake.bitrix24 import BodyLimits, json_object
 
 #: URL path part -> record kind
 KINDS = {"clients": "client", "invoices": "incoming", "outgoing-invoices": "outgoing"}
@@ -101,7 +101,7 @@ def decode(kind: str, body: bytes, *, limits: BodyLimits | None = None, timezone
     if not text.strip():
         raise BadRequest("empty body: expected the JSON the 1C module sends ({\"action\": ..., "
                          f"\"{DATA_KEY[kind]}\": {{...}}}})")
-    data = _json_object(text, limits or BodyLimits())
+    data = json_object(text, limits or BodyLimits())
     action = data.get("action")
     if not isinstance(action, str) or action.strip().lower() not in ACTIONS:
         raise BadRequest("\"action\" must be \"create\", \"update\" or \"delete\""

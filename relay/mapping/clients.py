@@ -68,7 +68,7 @@ def transform(record: Mapping[str, Any], spec: Sections, entity: str, source: Ma
     """Translate one source company or contact (``MappingError`` if a value has no mapping)."""
     sect = section(spec, entity)
     assert sect is not None
-    fields, update = map_fields(record, sect.fields, sect.create_only, spec, source)  # type: ignore[arg-type]
+    fields, update = map_fields(record, sect.fields, sect.create_only, spec, source)
     multi: dict[str, list[dict[str, str]]] = {}
     for name in [n for n in list(fields) + list(update) if n in MULTI_FIELDS]:
         value = fields.pop(name, None)

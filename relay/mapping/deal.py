@@ -42,7 +42,7 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import (
     AfterValidator,
@@ -444,8 +444,14 @@ def transform(deal: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], spec: 
     return TargetDeal(fields=fields, update_fields=update, rows=target_rows)
 
 
+class Tables(Protocol):
+    """What resolves a field's ``map``: a deal mapping or a 1C mapping (their ``tables``)."""
+
+    def table_for(self, fs: FieldSpec) -> Mapping[str, str] | None: ...
+
+
 def map_fields(record: Mapping[str, Any], specs: Mapping[str, FieldSpec], create_only: Collection[str],
-               spec: MappingSpec, source: Mapping[str, str], extra: Mapping[str, Any] | None = None,
+               spec: Tables, source: Mapping[str, str], extra: Mapping[str, Any] | None = None,
                ) -> tuple[dict[str, Any], dict[str, Any]]:
     """A record's mapped fields: (create fields without empty values, update fields with clears).
 
@@ -497,7 +503,7 @@ def _clear(empty: Any) -> Any:
     return list(CLEAR_MULTIPLE) if isinstance(empty, list) else CLEAR
 
 
-def _field_value(name: str, fs: FieldSpec, deal: Mapping[str, Any], spec: MappingSpec,
+def _field_value(name: str, fs: FieldSpec, deal: Mapping[str, Any], spec: Tables,
                  source: Mapping[str, str]) -> Any:
     if fs.kind == "const":
         return copy.deepcopy(fs.const)

@@ -158,7 +158,7 @@ class TargetDocument:
 def transform(data: Mapping[str, Any], spec: OneCMappingSpec, doc: DocumentSpec, source: Mapping[str, str],
               products: Mapping[str, int] | None = None) -> TargetDocument:
     """Translate a 1C invoice; ``products`` are target ids found by ``XML_ID`` (``КодТовара`` -> id)."""
-    fields, update = map_fields(data, doc.fields, doc.create_only, spec, source)  # type: ignore[arg-type]
+    fields, update = map_fields(data, doc.fields, doc.create_only, spec, source)
     rows = []
     for n, pos in enumerate(data.get("positions") or []):
         code = str(pos.get("КодТовара") or "")

@@ -17,8 +17,16 @@ class SweepsMixin(StoreBase):
 
     def claim_sweep(self, source_id: str, interval: float, *, force: bool = False,
                     now: float | None = None) -> tuple[bool, str | None]:
-        """Take this source's sweep if it is due (or ``force``); return (taken, watermark)."""
+        """Take this source's sweep if it is due (or ``force``); return (taken, watermark).
+
+        A sweep that is not due is told by a read, so polling workers take no write lock."""
         now = time.time() if now is None else now
+        if not force:
+            with self.engine.connect() as conn:
+                row = conn.execute(select(sweeps.c.next_run_at, sweeps.c.watermark).where(
+                    sweeps.c.source_id == source_id)).first()
+            if row is not None and row.next_run_at > now:
+                return False, row.watermark
         with self._tx() as conn:
             if conn.execute(select(sweeps.c.source_id).where(sweeps.c.source_id == source_id)).first() is None:
                 try:

@@ -51,11 +51,11 @@ from relay.mapping.multifields import MULTI_FIELDS, normalize
 from relay.models import Link
 from relay.phpquery import Ref
 from relay.portal.client import PortalClient
-from relay.portal.protocol import MAX_BATCH, BatchReply, Command
+from relay.portal.protocol import BatchReply, Command
 from relay.store import Store
 from relay.store.records import Settled
 from relay.sync.find import ORIGINATOR
-from relay.sync.outcome import pack
+from relay.sync.outcome import pack, read_batches
 
 log = logging.getLogger(__name__)
 PAGE = 50
@@ -216,7 +216,7 @@ class Settler:
             reads = _source_reads(spec, missing)
             mine = {(r.need.entity, r.need.record_id): r for r in group}
             cmds = {name: (cmd, [mine[(entity, i)] for i in ids]) for name, (cmd, entity, _, ids) in reads.items()}
-            for name, reply, chunk in _run(self.sources[source_id], cmds):
+            for name, reply, chunk in read_batches(self.sources[source_id], cmds, chunk_fail):
                 rows = _by_owner(reply.get(name), reads[name][2])
                 for r in chunk:
                     if reads[name][2]:
@@ -261,12 +261,9 @@ class Settler:
 
     def _find(self, recs: Sequence[_Rec]) -> None:
         """One target batch: stamps and match rules of records to find, values of records to update."""
-        cmds: dict[str, tuple[Command, list[_Rec]]] = {}
+        cmds = _value_reads([r for r in recs if r.action == "update" and r.target and r.target.multi])
         for entity in (COMPANY, CONTACT):
             finding = [r for r in recs if r.need.entity == entity and r.action == "find"]
-            updating = [r for r in recs if r.need.entity == entity and r.action == "update" and r.target.multi]  # type: ignore[union-attr]
-            for n, chunk in enumerate(_chunks(updating, PAGE)):
-                cmds[f"v{TAG[entity]}{n}"] = (_list(entity, {"@ID": [r.target_id for r in chunk]}, ["ID"]), chunk)
             if not finding:
                 continue
             by_prefix: dict[str, list[_Rec]] = defaultdict(list)
@@ -282,7 +279,7 @@ class Settler:
                 with_values = [r for r in finding if rule in _rules(r) and match_values(r.target, rule,
                                                                                           r.requisite)]
                 cmds.update(_rule_commands(entity, rule, with_values))
-        for name, reply, chunk in _run(self.target, cmds, fail=chunk_fail):
+        for name, reply, chunk in read_batches(self.target, cmds, chunk_fail):
             rows = reply.get(name)
             if name.startswith("v"):
                 got = {str(row.get("ID")): row for row in _rows(rows)}
@@ -317,7 +314,7 @@ class Settler:
                 f"h{TAG[entity]}{n}": (_list(entity, {"@ID": chunk}, ["ID"]), [])
                 for n, chunk in enumerate(_chunks(sorted(hit_ids), PAGE))}
             rows: dict[str, dict[str, Any]] = {}
-            for name, reply, _ in _run(self.target, cmds):
+            for name, reply, _ in read_batches(self.target, cmds, chunk_fail):
                 rows.update({str(row.get("ID")): row for row in _rows(reply.get(name))})
             found[entity] = rows
         for r in recs:
@@ -372,12 +369,7 @@ class Settler:
             self._values(need_values)
 
     def _values(self, recs: Sequence[_Rec]) -> None:
-        cmds: dict[str, tuple[Command, list[_Rec]]] = {}
-        for entity in (COMPANY, CONTACT):
-            mine = [r for r in recs if r.need.entity == entity]
-            for n, chunk in enumerate(_chunks(mine, PAGE)):
-                cmds[f"v{TAG[entity]}{n}"] = (_list(entity, {"@ID": [r.target_id for r in chunk]}, ["ID"]), chunk)
-        for name, reply, chunk in _run(self.target, cmds, fail=chunk_fail):
+        for name, reply, chunk in read_batches(self.target, _value_reads(recs), chunk_fail):
             got = {str(row.get("ID")): row for row in _rows(reply.get(name))}
             for r in chunk:
                 r.current = got.get(str(r.target_id), {})
@@ -471,6 +463,16 @@ def _wait(text: str, seconds: float) -> TransientError:
     error = TransientError(f"{text}; looking again in {seconds:.0f}s")
     error.retry_after = seconds
     return error
+
+
+def _value_reads(recs: Sequence[_Rec]) -> dict[str, tuple[Command, list[_Rec]]]:
+    """Reads of the target records' current multi-fields (``v…`` commands), 50 a command."""
+    cmds: dict[str, tuple[Command, list[_Rec]]] = {}
+    for entity in (COMPANY, CONTACT):
+        mine = [r for r in recs if r.need.entity == entity]
+        for n, chunk in enumerate(_chunks(mine, PAGE)):
+            cmds[f"v{TAG[entity]}{n}"] = (_list(entity, {"@ID": [r.target_id for r in chunk]}, ["ID"]), chunk)
+    return cmds
 
 
 def _rules(r: _Rec) -> list[str]:
@@ -590,22 +592,3 @@ def _hits(rule: str, r: _Rec, rows: Any, alone: bool) -> list[str]:
         name = rule.split(":", 1)[1]
         return _oldest(str(row.get("ENTITY_ID")) for row in _rows(rows) if str(row.get(name) or "").strip() in values)
     return _oldest(str(row.get("ID")) for row in _rows(rows) if str(row.get("TITLE") or "").strip() in values)
-
-
-def _run(client: PortalClient, cmds: Mapping[str, tuple[Command, list[_Rec]]],
-         fail: Any = chunk_fail) -> Iterable[tuple[str, BatchReply, list[_Rec]]]:
-    """Send 50 commands a batch; yield the answered ones; a failed request or command fails its records."""
-    names = list(cmds)
-    for start in range(0, len(names), MAX_BATCH):
-        part = names[start:start + MAX_BATCH]
-        try:
-            reply = client.batch({n: cmds[n][0] for n in part}, write=False)
-        except RelayError as exc:
-            for n in part:
-                fail(cmds[n][1], exc)
-            continue
-        for n in part:
-            if n in reply.errors:
-                fail(cmds[n][1], reply.errors[n])
-            else:
-                yield n, reply, cmds[n][1]

@@ -54,7 +54,7 @@ from relay.store import Store
 from relay.store.records import Settled
 from relay.sync.clients import Need, Prefetched, Settler
 from relay.sync.find import ORIGINATOR
-from relay.sync.outcome import Outcome, pack
+from relay.sync.outcome import Outcome, pack, read_batches
 
 log = logging.getLogger(__name__)
 STAMPS = 25
@@ -304,33 +304,18 @@ class OneCSync:
                 cmds[f"s{target}{prefix}_{n}"] = (Command("crm.item.list", {
                     "entityTypeId": ENTITY_TYPE[target], "filter": flt,
                     "select": ["id", *chunk[0].stamp], "order": {"id": "ASC"}}), chunk)
-        names = list(cmds)
-        for start in range(0, len(names), MAX_BATCH):
-            part = names[start:start + MAX_BATCH]
-            try:
-                reply = self.target.batch({name: cmds[name][0] for name in part}, write=False)
-            except RelayError as exc:
-                for name in part:
-                    for d in cmds[name][1]:
-                        d.fail(exc)
-                continue
-            for name in part:
-                chunk = cmds[name][1]
-                if name in reply.errors:
-                    for d in chunk:
-                        d.fail(reply.errors[name])
-                    continue
-                result = reply.get(name)
-                found = result.get("items") if isinstance(result, dict) else None
-                for d in chunk:
-                    for key in d.keys:  # its own stamp first; a copy under the old key is taken over
-                        stamp = d.stamp_of(key)
-                        hits = sorted(int(i["id"]) for i in found or [] if isinstance(i, dict)
-                                      and all(str(i.get(k)) == v for k, v in stamp.items()))
-                        if hits:
-                            d.step, d.target_id = "update", str(hits[0])
-                            d.extra["restamp"] = key != d.job.deal_id
-                            break
+        for name, reply, chunk in read_batches(self.target, cmds, _fail_all):
+            result = reply.get(name)
+            found = result.get("items") if isinstance(result, dict) else None
+            for d in chunk:
+                for key in d.keys:  # its own stamp first; a copy under the old key is taken over
+                    stamp = d.stamp_of(key)
+                    hits = sorted(int(i["id"]) for i in found or [] if isinstance(i, dict)
+                                  and all(str(i.get(k)) == v for k, v in stamp.items()))
+                    if hits:
+                        d.step, d.target_id = "update", str(hits[0])
+                        d.extra["restamp"] = key != d.job.deal_id
+                        break
         now = time.time()
         window = self.config.target.settle_seconds
         creating = [d for d in docs if d.open and d.step == "find"]
@@ -447,3 +432,7 @@ class OneCSync:
         settled[d.kind][key] = Settled(d.target_id, "linked", d.print)
         d.end("done", "created" if d.step == "create" else "updated", d.target_id)
 
+
+def _fail_all(docs: list[_Doc], error: RelayError) -> None:
+    for d in docs:
+        d.fail(error)

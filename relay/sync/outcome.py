@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from relay.errors import RelayError
 from relay.models import Job, LinkFact
-from relay.portal.protocol import MAX_BATCH
+from relay.portal.client import PortalClient
+from relay.portal.protocol import MAX_BATCH, BatchReply, Command
 
 T = TypeVar("T")
 
@@ -45,3 +47,23 @@ def pack(items: Sequence[T], weight: Callable[[T], int], limit: int = MAX_BATCH)
         used += w
     if group:
         yield group
+
+
+def read_batches(client: PortalClient, cmds: Mapping[str, tuple[Command, list[T]]],
+                 fail: Callable[[list[T], RelayError], None]) -> Iterable[tuple[str, BatchReply, list[T]]]:
+    """Send read commands 50 a ``batch``; yield (name, reply, items) of those answered; a failed request
+    or command hands its items to ``fail`` with the error."""
+    names = list(cmds)
+    for start in range(0, len(names), MAX_BATCH):
+        part = names[start:start + MAX_BATCH]
+        try:
+            reply = client.batch({n: cmds[n][0] for n in part}, write=False)
+        except RelayError as exc:
+            for n in part:
+                fail(cmds[n][1], exc)
+            continue
+        for n in part:
+            if n in reply.errors:
+                fail(cmds[n][1], reply.errors[n])
+            else:
+                yield n, reply, cmds[n][1]
