@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from flask import Flask
 
-from relay.config import RelayConfig, SourceConfig, TargetConfig, load_config
+from relay.config import RelayConfig, RelayFile, SourceConfig, TargetConfig, load_config
 from relay.errors import RelayError, TargetMisconfigured
 from relay.portal.client import Credentials, PortalClient, Webhook
 from relay.portal.oauth import TokenKeeper
@@ -24,6 +25,7 @@ from relay.store import Store
 from relay.sync.pipeline import Pipeline
 from relay.web.app import create_app
 from relay.worker import Worker
+from relay.yamlconf import load_yaml, validate
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,14 @@ def load(settings: Settings, config_path: Path | None = None) -> tuple[RelayConf
     config = load_config(config_path or settings.config, environment())
     REDACTOR.add(config.secrets())
     return config, Store(settings.database_url)
+
+
+def load_file_only(path: Path, env: Mapping[str, str]) -> RelayConfig:
+    """``relay.yaml`` alone, without loading its mappings (``relay mapping init`` writes one)."""
+    file = validate(RelayFile, load_yaml(path, env))
+    config = RelayConfig(file=file, mappings={}, path=path)
+    REDACTOR.add(config.secrets())
+    return config
 
 
 @dataclass
@@ -74,8 +84,8 @@ class Relay:
         return threads
 
 
-def build(config: RelayConfig, store: Store) -> Relay:
-    """Wire portal clients (one pacer per portal) and the pipeline."""
+def portal_clients(config: RelayConfig, store: Store) -> tuple[PortalClient, dict[str, PortalClient]]:
+    """The target's client and one per source (one pacer per portal)."""
     calls = config.file.calls
 
     def client(name: str, portal: TargetConfig | SourceConfig) -> PortalClient:
@@ -89,9 +99,12 @@ def build(config: RelayConfig, store: Store) -> Relay:
                             max_wait=calls.max_wait)
 
     keeper = TokenKeeper(config, store)
+    return client("target", config.target), {s.id: client(f"source {s.id}", s) for s in config.file.sources}
 
-    target = client("target", config.target)
-    sources = {s.id: client(f"source {s.id}", s) for s in config.file.sources}
+
+def build(config: RelayConfig, store: Store) -> Relay:
+    """Wire portal clients and the pipeline."""
+    target, sources = portal_clients(config, store)
     return Relay(config=config, store=store, pipeline=Pipeline(config, store, target, sources))
 
 

@@ -9,6 +9,10 @@ import sys
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
 
 from relay.errors import ConfigError
 from relay.redact import configure_logging
@@ -32,7 +36,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from relay.serve import RelayServer
 
     configure_logging(settings.log_level, settings.log_format)
-    if not args.no_worker:
+    if args.no_worker:  # a broken relay.yaml or mapping: exit 2 here, not in a gunicorn worker that fails to boot
+        from relay.config import load_config
+        from relay.settings import environment
+
+        load_config(settings.config, environment())
+    else:
         from relay.boot import from_settings
 
         relay = from_settings(settings)
@@ -111,7 +120,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(str(exc), file=sys.stderr)
             return 2
-        done = store.replay_dead(source_id=args.source, since=since)
+        done = store.replay_dead(source_id=args.source, since=since,
+                                 progress=lambda n, total: _progress(f"replayed {n} of {total} dead job(s)"))
         for job_id, queued in done:
             print(f"job {job_id} replayed as job {queued.job_id}" + (" (merged)" if queued.merged else ""))
         print(f"{len(done)} dead job(s) replayed")
@@ -140,7 +150,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if relay.config.source(source_id) is None:
             print(f"unknown source {source_id}", file=sys.stderr)
             return 1
-        result = sweep_source(relay.config, relay.store, relay.pipeline.sources[source_id], source_id, force=True)
+        def listed(n: int, total: int, source_id: str = source_id) -> None:
+            _progress(f"{source_id}: listed {n} of {total} deals")
+
+        result = sweep_source(relay.config, relay.store, relay.pipeline.sources[source_id], source_id, force=True,
+                              progress=listed)
         print(f"{source_id}: {result.summary() if result else 'busy'}")
     return 0
 
@@ -218,6 +232,127 @@ def cmd_check(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _host(url: SecretStr | str | None) -> str:
+    """The host of a portal URL (never the secret path)."""
+    text = url.get_secret_value() if isinstance(url, SecretStr) else (url or "")
+    return urlsplit(text).hostname or ""
+
+
+def _progress(text: str) -> None:
+    """Progress of a long command, on stderr (stdout stays the result)."""
+    print(f"… {text}", file=sys.stderr, flush=True)
+
+
+def cmd_mapping_check(args: argparse.Namespace) -> int:
+    """Check mappings against both live portals; exit 0 when clean, 1 with findings."""
+    from relay.boot import from_settings
+    from relay.settings import environment
+    from relay.sync.mapcheck import check_onec, check_source, fix_link_field
+
+    relay = from_settings(_settings())
+    config = relay.config
+    ids = [args.source] if args.source else [s.id for s in config.file.sources] + [b.id for b in config.file.onec]
+    if args.source and config.source(args.source) is None and config.onec_base(args.source) is None:
+        print(f"unknown source or 1C base {args.source!r}", file=sys.stderr)
+        return 2
+    say = None if args.quiet else _progress
+    status = 0
+    reports = []
+    for source_id in ids:
+        if config.onec_base(source_id) is not None:
+            report = check_onec(config, environment(), source_id, relay.pipeline.target, say)
+        else:
+            report = check_source(config, environment(), source_id, relay.pipeline.sources[source_id],
+                                  relay.pipeline.target, say)
+        if args.fix and any(f.fixable for f in report.findings):
+            print(fix_link_field(relay.pipeline.target, relay.config.mappings[source_id].link_field))
+            report = check_source(relay.config, environment(), source_id, relay.pipeline.sources[source_id],
+                                  relay.pipeline.target, say)
+        relay.store.save_check(source_id, report.as_dict())
+        reports.append(report)
+        status = status or (0 if report.clean else 1)
+        if args.json:
+            continue
+        if report.error:
+            print(f"{report.path}: {report.error}")
+        for finding in report.findings:
+            print(finding.text())
+        if report.clean:
+            print(f"{report.path}: OK — every reference exists on both portals")
+        elif any(f.fixable for f in report.findings) and not args.fix:
+            print("(run `relay mapping check --fix` to create the link field)")
+    if args.json:
+        print(json.dumps([r.as_dict() for r in reports], ensure_ascii=False, indent=1))
+    relay.store.close()
+    return status
+
+
+def cmd_mapping_init(args: argparse.Namespace) -> int:
+    """Draft a source's mapping by matching the two portals; write it where relay.yaml points (or --output)."""
+    from relay.boot import load_file_only, portal_clients
+    from relay.mapping.draft import draft_mapping
+    from relay.settings import environment
+    from relay.store import Store
+    from relay.sync.facts import read_facts
+
+    settings = _settings()
+    config = load_file_only(settings.config, environment())
+    src = config.source(args.source)
+    if src is None:
+        print(f"unknown source {args.source!r} in {config.path}", file=sys.stderr)
+        return 2
+    out = Path(args.output) if args.output else (src.mapping if src.mapping.is_absolute()
+                                                  else config.path.parent / src.mapping)
+    if out.exists() and not args.force and str(out) != "-":
+        print(f"{out} exists: give --force to overwrite it, or --output PATH (- for stdout)", file=sys.stderr)
+        return 1
+    store = Store(settings.database_url)
+    target, sources = portal_clients(config, store)
+    say = None if args.quiet else _progress
+    source_facts = read_facts(sources[src.id], all_products=True, progress=say)
+    target_facts = read_facts(target, all_products=True, progress=say)
+    source_facts.domain = src.domain or _host(src.rest_url if src.mode == "app" else src.webhook_url)
+    target_facts.domain = _host(config.target.webhook_url)
+    text, todo = draft_mapping(src.id, source_facts, target_facts,
+                               written=datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M UTC"))
+    store.close()
+    if str(out) == "-":
+        sys.stdout.write(text)
+        return 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    print(f"wrote {out}: {todo} line(s) marked TODO to fill in; then run `relay mapping check --source {src.id}`")
+    return 0
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    """Dry run of one transfer: what would be written, and the diff against the linked target record."""
+    from relay.boot import from_settings
+    from relay.sync.preview import preview_deal, preview_record, render
+
+    relay = from_settings(_settings())
+    target_host = _host(relay.config.target.webhook_url)
+    if args.job is not None:
+        job = relay.store.job(args.job)
+        if job is None:
+            print(f"no job {args.job}", file=sys.stderr)
+            return 1
+        result = preview_record(relay.config, relay.store, relay.pipeline.target, job)
+    else:
+        if not args.source or not args.deal:
+            print("give --source ID DEAL_ID (a partner deal) or --job JOB_ID (a stored 1C record)", file=sys.stderr)
+            return 2
+        if relay.config.source(args.source) is None:
+            print(f"unknown source {args.source!r}", file=sys.stderr)
+            return 2
+        result = preview_deal(relay.config, relay.store, relay.pipeline.sources[args.source], relay.pipeline.target,
+                              args.source, args.deal)
+    relay.store.close()
+    print(json.dumps(result.as_dict(), ensure_ascii=False, indent=1) if args.json else render(result, target_host),
+          end="" if not args.json else "\n")
+    return 1 if result.action == "error" else 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Relay a sample deal between two emulated portals and print the result."""
     from relay.demo import run_demo
@@ -286,6 +421,28 @@ def parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="validate relay.yaml and the mappings")
     c.set_defaults(func=cmd_check)
+
+    m = sub.add_parser("mapping", help="check a mapping against both portals, or draft one")
+    msub = m.add_subparsers(dest="mapping_command", required=True)
+    mc = msub.add_parser("check", help="check every reference of the mappings on the live portals")
+    mc.add_argument("--source", help="only this source")
+    mc.add_argument("--fix", action="store_true", help="create a missing link field on the target")
+    mc.add_argument("--json", action="store_true", help="print the findings as JSON")
+    mc.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    mc.set_defaults(func=cmd_mapping_check)
+    mi = msub.add_parser("init", help="draft a mapping by matching the two portals")
+    mi.add_argument("--source", required=True, help="the source whose mapping to draft")
+    mi.add_argument("--output", help="write here instead of the file relay.yaml names (- for stdout)")
+    mi.add_argument("--force", action="store_true", help="overwrite an existing file")
+    mi.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    mi.set_defaults(func=cmd_mapping_init)
+
+    pv = sub.add_parser("preview", help="dry run: what a transfer would write (nothing is written)")
+    pv.add_argument("deal", nargs="?", help="the source deal id (with --source)")
+    pv.add_argument("--source", help="the partner source of the deal")
+    pv.add_argument("--job", type=int, help="instead: the stored 1C record of this job")
+    pv.add_argument("--json", action="store_true", help="print the preview as JSON")
+    pv.set_defaults(func=cmd_preview)
 
     d = sub.add_parser("demo", help="relay a sample deal between emulated portals")
     d.add_argument("--port", type=int, default=0, help="relay port (default: any free port)")

@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from relay.errors import ConfigError
 from relay.mapping.deal import MappingSpec, load_mapping
 from relay.mapping.onec import OneCMappingSpec, load_onec_mapping
-from relay.yamlconf import load_yaml, validate
+from relay.sync import notices
+from relay.yamlconf import load_yaml, raise_problems, validate
 
 _WEBHOOK = re.compile(r"^https?://[^/\s]+(/[^\s]*)?/rest/\d+/[^/\s]+/?$")
 
@@ -94,11 +95,26 @@ class SourceConfig(_Model):
     mapping: Path
     limits: Limits = Limits()
     timeout: Annotated[float, Field(gt=0, le=60)] = 30.0
+    #: the language of the comments, notifications and robot answers on this portal
+    language: Literal["ru", "uk", "en"] = "ru"
+    #: texts replacing the defaults, by name (relay.sync.notices.PLACEHOLDERS: names and their placeholders)
+    messages: dict[str, str] = {}
+    #: alert notify.integrator_user_id once when this source, which usually calls, sends no call for this
+    #: many seconds (None: never)
+    quiet_after: Annotated[float | None, Field(ge=1, le=90 * 86400)] = None
 
     @field_validator("webhook_url")
     @classmethod
     def _check_url(cls, value: SecretStr | None) -> SecretStr | None:
         return None if value is None else _webhook(value)
+
+    @field_validator("messages")
+    @classmethod
+    def _check_messages(cls, value: dict[str, str]) -> dict[str, str]:
+        problems = [((name,), why) for name, text in value.items()
+                    if (why := notices.template_problem(name, text)) is not None]
+        raise_problems(problems, "messages")
+        return value
 
     @model_validator(mode="after")
     def _mode_needs(self) -> SourceConfig:
@@ -130,6 +146,11 @@ class SourceConfig(_Model):
     def link_prefix(self) -> str:
         """Names this portal in link stamps: its member_id when pinned, else the source id."""
         return self.member_id or self.id
+
+    @property
+    def texts(self) -> notices.Texts:
+        """This portal's messages: the defaults of ``language`` with ``messages`` over them."""
+        return notices.Texts(self.language, self.messages)
 
     @property
     def rest_url(self) -> str:
@@ -251,13 +272,15 @@ class SweepConfig(_Model):
 
 
 class NotifyConfig(_Model):
-    """What the relay tells people: the source after each transfer, the integrator when a job dies."""
+    """What the relay tells people: the source after each transfer, the integrator when a job dies or a
+    source goes quiet (``sources[].quiet_after``)."""
 
     comment: bool = True  # a timeline comment on the source deal after each transfer
     notify_user: bool = True  # a notification to the source deal's responsible user after each transfer
     failure_comment: bool = False  # also comment on the source deal when it fails for good
     integrator_user_id: Annotated[str | None, Field(pattern=r"^[1-9][0-9]{0,9}$")] = None  # target user alerted
     alert_quiet: Annotated[float, Field(ge=0, le=7 * 86400)] = 900.0  # at most one alert per source this often
+    language: Literal["ru", "uk", "en"] = "ru"  # the language of the alerts on the target portal
 
     @field_validator("integrator_user_id", mode="before")
     @classmethod

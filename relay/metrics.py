@@ -54,3 +54,31 @@ def exposition(store_collector: Collector) -> tuple[bytes, str]:
         return generate_latest(registry), CONTENT_TYPE_LATEST
     registry.register(store_collector)
     return generate_latest(REGISTRY) + generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def _registry_samples() -> Iterator[Any]:
+    """Every sample of this process's counters (or of all processes' in multiprocess mode)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        families = registry.collect()
+    else:
+        families = REGISTRY.collect()
+    for family in families:
+        yield from family.samples
+
+
+def portal_counters() -> dict[str, dict[str, float]]:
+    """Per portal (``target``, ``source <id>``): Bitrix24 requests by answer (``ok``, ``503``, ``429``…)
+    and ``pacer_wait`` seconds, summed over methods — for the integrator's page."""
+    out: dict[str, dict[str, float]] = {}
+    for sample in _registry_samples():
+        if sample.name == "b24relay_bitrix24_requests_total":
+            row = out.setdefault(sample.labels["portal"], {})
+            row[sample.labels["answer"]] = row.get(sample.labels["answer"], 0.0) + sample.value
+        elif sample.name == "b24relay_pacer_wait_seconds_total":
+            row = out.setdefault(sample.labels["portal"], {})
+            row["pacer_wait"] = row.get("pacer_wait", 0.0) + sample.value
+    return out

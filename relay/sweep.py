@@ -13,7 +13,7 @@ The watermark is the newest ``DATE_MODIFY`` seen, in the portal's own clock and 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -73,9 +73,11 @@ def _page(flt: Mapping[str, Any], start: int, select: Sequence[str] = ()) -> Com
                                      "order": {"ID": "ASC"}, "start": start})
 
 
-def list_all(client: PortalClient, flt: Mapping[str, Any], select: Sequence[str] = ()) -> list[dict[str, Any]]:
+def list_all(client: PortalClient, flt: Mapping[str, Any], select: Sequence[str] = (),
+             progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
     """Every deal matching ``flt``: the first page tells ``total``; the other pages go 50 to a
-    ``batch`` (2,500 deals per request) — ``settings/how-to-call-rest-api/list-methods-pecularities.md``."""
+    ``batch`` (2,500 deals per request) — ``settings/how-to-call-rest-api/list-methods-pecularities.md``.
+    ``progress(read, total)`` is told after each request."""
     first = client.call_raw("crm.deal.list", _page(flt, 0, select).params)
     deals = list(first.get("result") or [])
     total, nxt = first.get("total"), first.get("next")
@@ -83,6 +85,8 @@ def list_all(client: PortalClient, flt: Mapping[str, Any], select: Sequence[str]
         return deals
     starts = list(range(nxt, total, PAGE))
     for i in range(0, len(starts), MAX_BATCH):
+        if progress is not None:
+            progress(len(deals), total)
         cmds = {f"p{n}": _page(flt, start, select) for n, start in enumerate(starts[i:i + MAX_BATCH])}
         reply = client.batch(cmds, write=False)
         for name in cmds:
@@ -91,7 +95,8 @@ def list_all(client: PortalClient, flt: Mapping[str, Any], select: Sequence[str]
 
 
 def sweep_source(config: RelayConfig, store: Store, client: PortalClient, source_id: str, *,
-                 force: bool = False, now: datetime | None = None) -> SweepResult | None:
+                 force: bool = False, now: datetime | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> SweepResult | None:
     """Sweep one source if its sweep is due (or ``force``); None when another worker has it."""
     tuning = config.file.sweep
     taken, watermark = store.claim_sweep(source_id, tuning.interval, force=force)
@@ -103,7 +108,7 @@ def sweep_source(config: RelayConfig, store: Store, client: PortalClient, source
     if spec.trigger and spec.trigger.stages:
         flt["@STAGE_ID"] = list(spec.trigger.stages)
     # copies a relay made here (ORIGINATOR_ID b24relay:…, relayed_marks) are never relayed back: not due
-    listed = list_all(client, flt, ["ORIGINATOR_ID", *spec.relayed_marks])
+    listed = list_all(client, flt, ["ORIGINATOR_ID", *spec.relayed_marks], progress)
     seen = {str(d["ID"]): str(d.get("DATE_MODIFY") or "") for d in listed if relayed_mark(d, spec) is None}
     links = store.links([(source_id, deal_id) for deal_id in seen])
     newest = watermark

@@ -14,9 +14,10 @@ The exception class decides:
 A dead sync job answers its application robots with the reason, comments on the source deal only
 when ``notify.failure_comment`` is set, and alerts the integrator (``notify.integrator_user_id`` on
 the target portal, at most once per source every ``notify.alert_quiet`` seconds) — never the
-partner's manager.  Each worker has its own lease identity, and a heartbeat renews its leases while
-a round runs, so a sibling never takes over a job that is still being written.  On stop (SIGTERM)
-the current round finishes before the loop exits.
+partner's manager.  A source with ``quiet_after`` that usually calls but has sent nothing for that
+long alerts the integrator once per silence (:meth:`Worker.maybe_quiet`).  Each worker has its own
+lease identity, and a heartbeat renews its leases while a round runs, so a sibling never takes over a
+job that is still being written.  On stop (SIGTERM) the current round finishes before the loop exits.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from relay import metrics
-from relay.config import RelayConfig
+from relay.config import RelayConfig, SourceConfig
 from relay.errors import PermanentError, RelayError, TransientError
 from relay.models import Job, Transition
 from relay.redact import REDACTOR
@@ -47,6 +49,7 @@ from relay.sync.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 SWEEP_CHECK = 5.0  # seconds between checks whether a sweep or a copy check is due
+QUIET_CHECK = 30.0  # seconds between checks for quiet sources (a quarter of the shortest quiet_after if less)
 CHECK_BATCH = 1250  # fresh creates checked for extra copies per round (50 commands x 25 stamps)
 
 
@@ -56,6 +59,12 @@ def describe(error: BaseException) -> str:
     if not isinstance(error, (TransientError, PermanentError)):
         text = f"{type(error).__name__}: {text}"
     return REDACTOR(text)[:2000]
+
+
+def _domain(source: SourceConfig) -> str:
+    """The source portal's address: its ``domain``, else its webhook's host (never the secret path)."""
+    url = source.webhook_url.get_secret_value() if source.webhook_url is not None else ""
+    return source.domain or urlsplit(url).hostname or ""
 
 
 def backoff(attempt: int, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
@@ -76,6 +85,7 @@ class Worker:
         self.tuning = config.file.worker
         self._next_sweep_check = 0.0
         self._next_copy_check = 0.0
+        self._next_quiet_check = 0.0
         self._alerted: dict[str, float] = {}  # source id -> when this worker last queued an alert
 
     def run_once(self) -> int:
@@ -192,6 +202,48 @@ class Worker:
             done += moved
         return done
 
+    def maybe_quiet(self) -> int:
+        """Every ``QUIET_CHECK`` seconds, alert about sources gone quiet (:meth:`check_quiet`)."""
+        watched = [s.quiet_after for s in self.config.file.sources if s.quiet_after]
+        if not watched or time.monotonic() < self._next_quiet_check:
+            return 0
+        self._next_quiet_check = time.monotonic() + min(QUIET_CHECK, min(watched) / 4)
+        try:
+            return self.check_quiet(time.time())
+        except RelayError as exc:
+            log.warning("quiet-source check failed, will retry: %s", describe(exc))
+            return 0
+
+    def check_quiet(self, now: float) -> int:
+        """Queue one integrator alert (and log a warning) for each source with ``quiet_after`` that has
+        gone quiet by ``now`` (:func:`notices.is_quiet`); the store records the silence alerted, so
+        restarts and sibling workers never repeat it.  Returns how many sources were found quiet."""
+        cfg, found = self.config.file.notify, 0
+        for source in self.config.file.sources:
+            if not source.quiet_after:
+                continue
+            last, recent = self.store.calls(source.id, source.quiet_after)
+            if last is None or not notices.is_quiet(now=now, last_call=last, recent_calls=recent,
+                                                    quiet_after=source.quiet_after,
+                                                    alerted_for=self.store.quiet_alerted(source.id)):
+                continue
+            payload = notices.quiet_alert(
+                user_id=cfg.integrator_user_id, source_id=source.id, last_call=last, now=now, language=cfg.language,
+                domain=_domain(source), cockpit_url=self._cockpit_url()) if cfg.integrator_user_id else None
+            if self.store.claim_quiet(source.id, last, payload):
+                found += 1
+                log.warning("source %s has sent no calls for %s, its quiet_after is %gs (last call %s UTC, %d calls "
+                            "in the quiet_after up to it): %s", source.id, notices.duration(now - last, "en"),
+                            source.quiet_after, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(last)), recent,
+                            f"alert queued for target user {cfg.integrator_user_id}" if payload
+                            else "no alert (notify.integrator_user_id is not set)", extra={"source": source.id})
+        return found
+
+    def _cockpit_url(self) -> str:
+        """The relay's page for the integrator (``<public_url>/cockpit/``), or ``""``."""
+        public = self.config.file.public_url
+        return f"{public.rstrip('/')}/cockpit/" if public else ""
+
     def _store_offline(self, source_id: str, calls: Sequence[tuple[str, str]]) -> None:
         for deal_id, event in calls:
             self.store.enqueue_sync(source_id, deal_id, event)
@@ -201,7 +253,8 @@ class Worker:
         log.info("worker %s started", self.owner)
         while not stop.is_set():
             try:
-                busy = self.run_once() + self.maybe_sweep() + self.maybe_check_copies() + self.maybe_apps()
+                busy = (self.run_once() + self.maybe_sweep() + self.maybe_check_copies() + self.maybe_apps()
+                        + self.maybe_quiet())
             except Exception:
                 log.exception("worker round failed (database unavailable?)")
                 busy = 0
@@ -279,16 +332,18 @@ class Worker:
         """What a dead sync job sends: robot answers (+ comment) to the source, an alert to the integrator."""
         cfg = self.config.file.notify
         out = []
-        from_portal = self.config.source(job.source_id) is not None  # a 1C base has nothing to tell
+        portal = self.config.source(job.source_id)  # None: a 1C base, which has nothing to tell
         source = notices.failure_notice(deal_id=job.deal_id, reason=reason, deal=o.deal,
                                         event_tokens=job.event_tokens, comment=cfg.failure_comment,
-                                        ref=uuid.uuid4().hex[:12]) if from_portal else None
+                                        ref=uuid.uuid4().hex[:12], texts=portal.texts) if portal else None
         if source is not None:
             out.append(source)
         if cfg.integrator_user_id:
             last = max(self.store.last_alert(job.source_id) or 0.0, self._alerted.get(job.source_id, 0.0))
             if time.time() - last >= cfg.alert_quiet:
                 self._alerted[job.source_id] = time.time()
+                url = notices.deal_url(_domain(portal), job.deal_id) if portal else ""
                 out.append(notices.alert(user_id=cfg.integrator_user_id, source_id=job.source_id,
-                                         deal_id=job.deal_id, reason=reason, quiet=cfg.alert_quiet))
+                                         deal_id=job.deal_id, reason=reason, quiet=cfg.alert_quiet,
+                                         language=cfg.language, source_deal_url=url, cockpit_url=self._cockpit_url()))
         return out

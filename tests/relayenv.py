@@ -139,7 +139,8 @@ class RelayEnv:
 
 def start(tmp: Path, *, mapping: str | None = None, extra: str = "", rate: float = 50.0, burst: int = 50,
           batch_size: int = 25, database_url: str | None = None, create_margin: float = 0.5,
-          lease_seconds: float = 30, portals: Callable[[PortalConfig, PortalConfig], None] | None = None) -> RelayEnv:
+          lease_seconds: float = 30, portals: Callable[[PortalConfig, PortalConfig], None] | None = None,
+          admin_token: str | None = None) -> RelayEnv:
     """Start portals and a relay; the caller stops them with stop().  ``portals`` may change the
     source's and target's emulator configuration first (e.g. declare custom fields)."""
     scfg, tcfg = default_source_config(), default_target_config()
@@ -155,6 +156,7 @@ def start(tmp: Path, *, mapping: str | None = None, extra: str = "", rate: float
                         create_margin=create_margin, lease_seconds=lease_seconds)
     config = load_config(path, env_for(source, target))
     relay = build(config, Store(database_url or f"sqlite:///{tmp}/relay.db"))
+    relay.admin_token = admin_token
     relay.pipeline.check_target()  # as `relay serve` does at start-up
     target.reset_log()
     server = serve_in_thread(relay.app())

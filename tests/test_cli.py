@@ -132,7 +132,7 @@ def test_demo_prints_the_relayed_deal() -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     assert "target deal (ESB)" in out.stdout and '"UF_CRM_SOURCE_DEAL"' in out.stdout
     assert "its product rows" in out.stdout and "Boiler X200" in out.stdout
-    assert "timeline comment on the source deal" in out.stdout and "created deal #" in out.stdout
+    assert "timeline comment on the source deal" in out.stdout and "создана сделка [url=https://" in out.stdout
 
 
 def test_serve_and_worker_refuse_a_target_without_the_link_field(tmp_path: Path, portals) -> None:  # type: ignore[no-untyped-def]
@@ -145,3 +145,28 @@ def test_serve_and_worker_refuse_a_target_without_the_link_field(tmp_path: Path,
         assert out.returncode == 2, out.stdout + out.stderr
         assert "UF_CRM_MISSING" in out.stderr and "link_field: ORIGIN_ID" in out.stderr
         assert TARGET_SECRET not in out.stderr
+
+
+@pytest.mark.parametrize("breakage", ["unknown key", "missing variable"])
+def test_serve_and_worker_stop_with_code_2_and_file_line_before_binding(tmp_path: Path, portals,  # type: ignore[no-untyped-def]
+                                                                        breakage: str) -> None:
+    source, target = portals
+    env = relay_env(tmp_path, source, target)
+    mapping = tmp_path / "mappings/partner.yaml"
+    text = mapping.read_text()
+    if breakage == "unknown key":
+        mapping.write_text(text.replace("create_only:", "create_onyl:"))
+        expected = ["partner.yaml", "create_onyl"]
+    else:
+        mapping.write_text(text.replace("SOURCE_ID: {const: PARTNER}", "SOURCE_ID: {const: \"${PARTNER_SOURCE_ID}\"}"))
+        expected = ["partner.yaml", "PARTNER_SOURCE_ID"]
+    line = next(n for n, row in enumerate(mapping.read_text().splitlines(), 1)
+                if "create_onyl" in row or "PARTNER_SOURCE_ID" in row)
+    port = free_port()
+    for args in (["serve", "--port", str(port)], ["serve", "--no-worker", "--port", str(port)], ["worker"]):
+        out = subprocess.run([RELAY, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2, out.stdout + out.stderr
+        assert all(e in out.stderr for e in expected) and f"line {line}" in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr + out.stdout and "Listening at" not in out.stderr
+        with socket.socket() as s:  # nothing was left bound to the port
+            s.bind(("127.0.0.1", port))

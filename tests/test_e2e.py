@@ -36,9 +36,11 @@ def test_documented_event_relays_one_deal_with_rows_comment_and_notification(rel
     assert [(r["PRODUCT_ID"], r["PRODUCT_NAME"], r["QUANTITY"]) for r in rows] == [
         (301, "Boiler X200", 1), (0, "Installation", 2)]
     [comment] = env.source.comments(deal_id)
-    assert f"#{deal['ID']}" in comment["COMMENT"] and "created" in comment["COMMENT"]
+    target_link = f"[url=https://127.0.0.1/crm/deal/details/{deal['ID']}/]#{deal['ID']}[/url]"  # BB-code link
+    assert comment["COMMENT"].startswith(f"[b24relay] Сделка передана в ESB: создана сделка {target_link}. [ref ")
     [note] = env.source.notifications()
-    assert str(note["USER_ID"]) == "1" and deal["ID"] in note["MESSAGE"]
+    assert str(note["USER_ID"]) == "1" and f"(#{deal_id}) передана в ESB" in note["MESSAGE"]
+    assert target_link in note["MESSAGE"]
 
 
 def test_a_new_deal_costs_four_requests_and_an_update_three(relay_env: RelayEnv) -> None:

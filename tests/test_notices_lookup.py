@@ -44,12 +44,12 @@ def test_failures_answer_robots_never_the_manager_and_comment_only_when_asked() 
     alert = notices.alert(user_id="17", source_id="p", deal_id="7", reason="boom", quiet=900)
     [(part, cmd)] = notices.commands(alert, "").values()
     assert alert["portal"] == notices.TARGET and part == "alert" and cmd.params["USER_ID"] == "17"
-    assert "relay replay --dead --source p" in cmd.params["MESSAGE"] and "15 min" in cmd.params["MESSAGE"]
+    assert "relay replay --dead --source p" in cmd.params["MESSAGE"] and "15 мин" in cmd.params["MESSAGE"]
 
 
 def test_robot_notice_is_none_without_robots() -> None:
-    assert notices.robot_notice(deal_id="7", event_tokens=[], status="skipped", message="x") is None
-    skipped = notices.robot_notice(deal_id="7", event_tokens=["t"], status="skipped", message="not in stage")
+    assert notices.robot_notice(deal_id="7", event_tokens=[], status="skipped", reason="x") is None
+    skipped = notices.robot_notice(deal_id="7", event_tokens=["t"], status="skipped", reason="not in stage")
     assert skipped is not None and set(skipped) == {"deal_id", "done", "robots"}
 
 

@@ -308,3 +308,51 @@ def test_error_texts_are_readable_utf8(env: RelayEnv) -> None:
     answer = post(env, "invoices", {"action": "update", "invoiceData": {"Постачальник": "x"}})
     assert answer.status_code == 400
     assert "НомерДокумента".encode() in answer.content  # not \\u041d… escapes: the 1C log shows it as is
+
+
+def test_preview_of_a_stored_1c_invoice_shows_fields_rows_and_diff_and_writes_nothing(env: RelayEnv) -> None:
+    import subprocess
+    import sys
+
+    relay = str(Path(sys.executable).with_name("relay"))
+    assert post(env, "outgoing-invoices", outgoing()).status_code == 200
+    [job] = env.store.jobs(kind="sync")
+    fresh = subprocess.run([relay, "preview", "--job", str(job.id)], env=env.process_env(), capture_output=True,
+                           text=True, timeout=60)
+    assert fresh.returncode == 0, fresh.stderr
+    assert "would CREATE" in fresh.stdout and "crm.item.add (entityTypeId 2)" in fresh.stdout
+    assert '"Рахунок 0000-000777"' in fresh.stdout and "product rows (3)" in fresh.stdout
+    env.settle()
+    assert post(env, "outgoing-invoices", outgoing(qty=3)).status_code == 200
+    newest = env.store.jobs(kind="sync", status="pending")[0]
+    env.target.reset_log()
+    again = subprocess.run([relay, "preview", "--job", str(newest.id), "--json"], env=env.process_env(),
+                           capture_output=True, text=True, timeout=60)
+    result = json.loads(again.stdout)
+    assert result["action"] == "update" and result["target_id"] == ours(env.target.deals())[0]["ID"]
+    assert result["diff"] == [] and result["rows_diff"] == "changed"  # only a quantity changed: 2 -> 3
+    unchanged = subprocess.run([relay, "preview", "--job", str(job.id), "--json"], env=env.process_env(),
+                               capture_output=True, text=True, timeout=60)
+    assert json.loads(unchanged.stdout)["rows_diff"] == "same"  # what was sent first is what is there
+    assert result["rows"][1]["quantity"] == 3
+    assert [m for r in env.target.requests for m in r.inner] == ["crm.item.get", "crm.item.productrow.list"] * 2
+
+
+def test_mapping_check_reads_the_target_for_a_1c_mapping(env: RelayEnv, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    relay = str(Path(sys.executable).with_name("relay"))
+    ok = subprocess.run([relay, "mapping", "check", "--source", "main", "--quiet"], env=env.process_env(),
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    path = tmp_path / "mappings/1c-main.yaml"
+    path.write_text(MAPPING.replace('STAGE_ID: {const: "C3:NEW"}\n    BEGINDATE', 'STAGE_ID: {const: "C3:NEU"}\n'
+                                    '    BEGINDATE').replace('"00045": 301', '"00045": 399'), encoding="utf-8")
+    bad = subprocess.run([relay, "mapping", "check", "--source", "main", "--quiet"], env=env.process_env(),
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1
+    lines = [line for line in bad.stdout.splitlines() if line.startswith(str(path))]
+    assert len(lines) == 2, bad.stdout
+    assert any(":15:" in line and "stage C3:NEU does not exist" in line and "C3:NEW" in line for line in lines)
+    assert any(":19:" in line and "product 399 does not exist in the target catalog" in line for line in lines)

@@ -70,7 +70,7 @@ def test_creates_slower_than_the_client_timeout_never_duplicate(tmp_path: Path) 
         assert len(env.target.deals()) == 20 and set(copies(env).values()) == {1}
         assert commands(env, "crm.deal.add") == 20  # never sent twice: found by the stamp after it landed
         said = [c["COMMENT"] for d in deals for c in env.source.comments(d)]
-        assert len(said) == 20 and all("created deal" in c for c in said)  # found after a lost reply: created
+        assert len(said) == 20 and all("создана сделка" in c for c in said)  # found after a lost reply: created
     finally:
         stop(env)
 
@@ -186,7 +186,7 @@ def test_a_503_storm_loses_nothing_and_tells_the_partner_nothing(tmp_path: Path)
         assert len(env.target.deals()) == 100 and set(copies(env).values()) == {1}
         assert {j.status for j in env.store.jobs(kind="sync", limit=200)} == {"done"}
         texts = [c["COMMENT"] for c in env.source.comments()]
-        assert len(texts) == 100 and not any("Could not send" in t for t in texts)
+        assert len(texts) == 100 and not any("Не удалось передать" in t for t in texts)
         assert env.target.notifications() == []  # no alert: nothing failed for good
     finally:
         stop(env)

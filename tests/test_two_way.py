@@ -352,7 +352,7 @@ def test_the_relays_own_comment_causes_no_target_write(two_way: TwoWay) -> None:
     [deal_id] = new_deals(tw.a, "A", 1)
     tw.run_until_quiet()
     [comment] = tw.a.comments(deal_id)
-    assert comment["COMMENT"].startswith("[b24relay] Sent to ESB: created deal")
+    assert comment["COMMENT"].startswith("[b24relay] Сделка передана в ESB: создана сделка")
     tw.reset_logs()
     echo(ab, [deal_id])  # what a portal announcing the comment as a deal update would send
     tw.run_until_quiet()

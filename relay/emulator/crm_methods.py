@@ -98,7 +98,8 @@ def _stage_rows(state: PortalState) -> list[dict[str, Any]]:
             semantic = "S" if status == "WON" else "F" if status in ("LOSE", "APOLOGY") else None
             out.append({
                 "ID": str(len(out) + 1), "ENTITY_ID": entity, "STATUS_ID": stage,
-                "NAME": status.replace("_", " ").capitalize(), "NAME_INIT": "",
+                "NAME": state.config.stage_names.get(stage) or status.replace("_", " ").capitalize(),
+                "NAME_INIT": "",
                 "SORT": str((i + 1) * 10), "SYSTEM": "Y" if i == 0 or semantic else "N",
                 "CATEGORY_ID": str(cat), "COLOR": "#39A8EF", "SEMANTICS": semantic,
                 "EXTRA": {"SEMANTICS": {"S": "success", "F": "failure"}.get(semantic or "", "process"),
@@ -108,7 +109,8 @@ def _stage_rows(state: PortalState) -> list[dict[str, Any]]:
 
 
 def status_list(state: PortalState, params: Mapping[str, Any]) -> Reply:
-    """``crm.status.list`` (deal stages only) — ``api-reference/crm/status/crm-status-list.md``."""
+    """``crm.status.list`` (deal stages only; ``NAME`` from ``stage_names``) —
+    ``api-reference/crm/status/crm-status-list.md``."""
     flt = param(params, "filter") or {}
     found = _stage_rows(state)
     if isinstance(flt, Mapping):

@@ -8,18 +8,25 @@ Empty values: an empty date reads back as ``""`` (b24phpsdk ``AbstractCrmItem`` 
 against ``''``; ``api-reference/crm/leads/crm-lead-list.md`` shows ``"BIRTHDATE": ""``); a date is
 cleared by writing ``""`` (or ``null`` in a JSON body).  A save of a deal with rows and
 ``IS_MANUAL_OPPORTUNITY`` ``N`` recomputes ``OPPORTUNITY`` (:func:`relay.emulator.rows.automatic_amount`).
+
+Required fields (``PortalConfig.required_fields``, ``isRequired`` in ``crm.deal.fields``): an add that
+leaves one empty, or an update that empties one, is refused and stores nothing.  UNVERIFIED: the legacy
+answer, 400 with an empty code (like every documented ``crm.deal.add`` error, ``crm-deal-add.md``) and
+``The "<label>" field (<CODE>) is required.``; ``crm.item.*`` answers ``CRM_FIELD_ERROR_REQUIRED``
+``The "<label>" field is required`` as ``api-reference/crm/universal/import/crm-item-batch-import.md``
+shows.  Seeding by a test (``trusted``) is not checked: a deal "made before the field was required".
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import timedelta
 from typing import Any
 
 from relay.emulator import files
-from relay.emulator.core import validation
+from relay.emulator.core import EmuError, validation
 from relay.emulator.rows import automatic_amount
-from relay.emulator.schema import SEEDABLE, STANDARD, VISIBLE
+from relay.emulator.schema import SEEDABLE, STANDARD, VISIBLE, label
 from relay.emulator.state import PortalState
 from relay.emulator.uf import convert_uf, empty_uf, is_blank
 from relay.emulator.values import floatval, intval, iso, parse_datetime, php_str
@@ -139,6 +146,25 @@ def _defaults(state: PortalState, deal_id: int, category: int) -> dict[str, Any]
     return record
 
 
+def _empty(value: Any) -> bool:
+    """Blank for a required field: nothing, ``""``, only spaces, or a list of those (UNVERIFIED: the spaces)."""
+    if isinstance(value, list):
+        return all(_empty(v) for v in value)
+    return is_blank(value) or (isinstance(value, str) and not value.strip())
+
+
+def check_required(state: PortalState, record: Mapping[str, Any], names: Collection[str],
+                   file_style: str = "legacy") -> None:
+    """Refuse when a required field among ``names`` is empty in ``record`` (module docstring)."""
+    missing = [n for n in state.config.required_fields if n in names and _empty(record.get(n))]
+    if not missing:
+        return
+    if file_style == "item":
+        raise EmuError(400, "CRM_FIELD_ERROR_REQUIRED",
+                       "; ".join(f'The "{label(state.config, n)}" field is required' for n in missing))
+    raise validation(" ".join(f'The "{label(state.config, n)}" field ({n}) is required.' for n in missing))
+
+
 def create_deal(state: PortalState, fields: Any, *, trusted: bool = False, file_style: str = "legacy") -> int:
     """Validate and store a new deal; returns its id — ``api-reference/crm/deals/crm-deal-add.md``.
 
@@ -148,6 +174,8 @@ def create_deal(state: PortalState, fields: Any, *, trusted: bool = False, file_
     category = int(clean.pop("CATEGORY_ID", state.config.default_category()))
     if "STAGE_ID" in clean:
         _check_stage(state, clean["STAGE_ID"], category)
+    if not trusted:  # the defaults of a deal not yet numbered fill what the call leaves out
+        check_required(state, {**_defaults(state, 0, category), **clean}, state.config.required_fields, file_style)
     deal_id = state.next_id("deal")
     files.resolve(state, deal_id, None, clean, file_style)
     record = _defaults(state, deal_id, category)
@@ -168,6 +196,8 @@ def update_deal(state: PortalState, deal_id: int, fields: Any, *, trusted: bool 
     category = int(old["CATEGORY_ID"])
     if "STAGE_ID" in clean:
         _check_stage(state, clean["STAGE_ID"], category)
+    if not trusted:  # UNVERIFIED: only the fields the call names are checked
+        check_required(state, clean, clean, file_style)
     files.resolve(state, deal_id, old, clean, file_style)
     record = {**old, **clean}
     now = iso(state.now())

@@ -1,4 +1,4 @@
-"""REST methods outside ``crm.deal.*``: timeline comments, notifications, bizproc, users.
+"""REST methods outside ``crm.deal.*``: timeline comments, notifications, bizproc (users: :mod:`users`).
 
 Doc paths are next to each handler.  ``bizproc.event.send`` accepts only tokens the portal
 issued (``send_app_robot``) or a test registered (``Portal.register_event_token``).
@@ -101,37 +101,6 @@ def event_send(state: PortalState, params: Mapping[str, Any]) -> Reply:
     return Reply(True)
 
 
-def _user(state: PortalState, user_id: int) -> dict[str, Any]:
-    first, _, last = state.config.users[user_id].partition(" ")
-    return {
-        "ID": str(user_id), "ACTIVE": True, "NAME": first, "LAST_NAME": last,
-        "EMAIL": f"user{user_id}@{state.config.domain}", "UF_DEPARTMENT": [1],
-    }
-
-
-def user_current(state: PortalState, params: Mapping[str, Any]) -> Reply:
-    """``user.current`` — ``api-reference/user/user-current.md``."""
-    return Reply(_user(state, state.config.user_id))
-
-
-def profile(state: PortalState, params: Mapping[str, Any]) -> Reply:
-    """``profile`` — ``api-reference/common/users/profile.md``."""
-    user = _user(state, state.config.user_id)
-    return Reply({"ID": user["ID"], "ADMIN": True, "NAME": user["NAME"],
-                  "LAST_NAME": user["LAST_NAME"], "PERSONAL_GENDER": "", "TIME_ZONE": ""})
-
-
-def user_get(state: PortalState, params: Mapping[str, Any]) -> Reply:
-    """``user.get`` filtered by ``ID`` (other filters ignored) — ``api-reference/user/user-get.md``."""
-    flt = param(params, "filter") or {}
-    wanted = param(params, "ID") or (flt.get("ID") if isinstance(flt, Mapping) else None)
-    ids = sorted(state.config.users)
-    if wanted not in (None, ""):
-        ids = [i for i in ids if i == intval(wanted)]
-    out = [_user(state, i) for i in ids]
-    return Reply(out, total=len(out))
-
-
 HANDLERS: dict[str, Handler] = {
     "crm.timeline.comment.add": comment_add,
     "crm.timeline.comment.list": comment_list,
@@ -139,7 +108,4 @@ HANDLERS: dict[str, Handler] = {
     "im.notify.personal.add": _notify("personal"),
     "im.notify": _notify("user"),
     "bizproc.event.send": event_send,
-    "user.current": user_current,
-    "profile": profile,
-    "user.get": user_get,
 }

@@ -28,6 +28,8 @@ from relay.emulator import (
     requisites,
     robots,
     units,
+    userfields,
+    users,
 )
 from relay.emulator import rows as product_rows
 from relay.emulator.app import AppMixin
@@ -41,6 +43,8 @@ from relay.emulator.pipeline import PipelineMixin, RequestRecord, normalize_meth
 from relay.emulator.state import PortalState
 
 METHODS: dict[str, crm_methods.Handler] = {**crm_methods.HANDLERS, **other_methods.HANDLERS}
+# user.current/profile/user.get; crm.deal.userfield.add/list/get (fields then in crm.deal.fields)
+METHODS.update({**users.HANDLERS, **userfields.HANDLERS})
 # companies, contacts, requisites, duplicates, deal contacts (deal add/update gain CONTACT_IDS)
 METHODS.update({**clients.HANDLERS, **requisites.HANDLERS, **duplicates.HANDLERS, **deal_contacts.HANDLERS})
 # crm.item.* (deals, smart invoices), crm.item.productrow.*, crm.enum.ownertype, invoice funnels

@@ -1,15 +1,19 @@
 """The deal field catalogue: standard fields, custom ``UF_CRM_*`` fields, ``crm.deal.fields``.
 
 Field list and types — ``api-reference/crm/deals/crm-deal-get.md``, ``crm-deal-fields.md``;
-description shape — ``api-reference/crm/data-types.md#crm_rest_field_description``.
+description shape — ``api-reference/crm/data-types.md#crm_rest_field_description``.  A custom field's
+``title`` is its code and its label sits in ``listLabel``/``formLabel``/``filterLabel``
+(``api-reference/crm/companies/crm-company-fields.md`` example); ``isRequired`` follows the portal's
+``required_fields`` (a custom field's ``MANDATORY`` — ``user-defined-fields/crm-deal-userfield-add.md``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from relay.emulator.config import PortalConfig
+if TYPE_CHECKING:
+    from relay.emulator.config import PortalConfig
 
 
 @dataclass(frozen=True)
@@ -100,18 +104,25 @@ def uf_is_multiple(config: PortalConfig, name: str) -> bool:
     return name in config.uf_multiple
 
 
+def label(config: PortalConfig, name: str) -> str:
+    """What a user sees as the field's name: the standard title, a custom label, else the code."""
+    spec = STANDARD.get(name)
+    return spec.title if spec is not None else config.field_labels.get(name) or name
+
+
 def _uf_description(config: PortalConfig, name: str, uf_type: str) -> dict[str, Any]:
+    text = label(config, name)
     desc: dict[str, Any] = {
         "type": uf_type,
-        "isRequired": False,
+        "isRequired": name in config.required_fields,
         "isReadOnly": False,
         "isImmutable": False,
         "isMultiple": uf_is_multiple(config, name),
         "isDynamic": True,
         "title": name,  # custom fields: title is the code, the label sits in *Label
-        "listLabel": name,
-        "formLabel": name,
-        "filterLabel": name,
+        "listLabel": text,
+        "formLabel": text,
+        "filterLabel": text,
         "upperName": name,
     }
     if uf_type == "enumeration":
@@ -125,7 +136,7 @@ def describe_fields(config: PortalConfig) -> dict[str, dict[str, Any]]:
     for name, spec in STANDARD.items():
         desc: dict[str, Any] = {
             "type": spec.type,
-            "isRequired": False,
+            "isRequired": name in config.required_fields,
             "isReadOnly": spec.read_only,
             "isImmutable": spec.immutable,
             "isMultiple": spec.multiple,

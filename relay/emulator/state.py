@@ -57,6 +57,9 @@ class PortalState:
     #: catalog products by id in ``crm.product.get`` shape (relay/emulator/catalog.py); the
     #: configured ``products`` (id -> name) are there from the start, price 0
     products: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: ``crm.deal.userfield.*`` records by ``FIELD_NAME`` (relay/emulator/userfields.py); the fields of
+    #: ``config.uf_fields`` get theirs on first read
+    deal_userfields: dict[str, dict[str, Any]] = field(default_factory=dict)
     # -- installed applications: OAuth tokens, event bindings, offline queue, robots (appstate.py) --
     app: AppState = field(default_factory=AppState)
     #: who the REST call being executed comes from (set by ``AppMixin`` around each method)
@@ -68,7 +71,8 @@ class PortalState:
         self.counters.setdefault("deal", self.config.first_deal_id - 1)
         for product_id, name in self.config.products.items():
             self.products.setdefault(product_id, product_record(
-                product_id, name, currency=self.config.currency, user=self.config.user_id))
+                product_id, name, currency=self.config.currency, user=self.config.user_id,
+                xml_id=self.config.product_xml_ids.get(product_id)))
         self.counters.setdefault("product", max(self.config.products, default=0))
 
     def next_id(self, kind: str) -> int:

@@ -11,19 +11,23 @@ row locks and ``FOR UPDATE SKIP LOCKED``.  The schema is managed by Alembic (``r
     health   /healthz: a committed write, bounded in time
     records  links of companies, contacts and other records: claim, settle, lose
     portals  application sources' tokens (sealed): install, refresh claim and rotation, uninstall
+    cockpit  the integrator's page: activity per source, recent transfers, hourly chart, mapping checks
+    quiet    quiet sources: when each source last called, one alert per silence
 """
 
 from __future__ import annotations
 
+from relay.store.cockpit import CockpitMixin
 from relay.store.health import HealthMixin
 from relay.store.portals import PortalsMixin
 from relay.store.queue import QueueMixin
+from relay.store.quiet import QuietMixin
 from relay.store.records import RecordsMixin
 from relay.store.schema import jobs, links, metadata, sweeps
 from relay.store.sweeps import SweepsMixin
 
 
-class Store(QueueMixin, RecordsMixin, PortalsMixin, SweepsMixin, HealthMixin):
+class Store(QueueMixin, RecordsMixin, PortalsMixin, SweepsMixin, HealthMixin, CockpitMixin, QuietMixin):
     """Jobs, links, sweeps and the health row in one database; every method is one short transaction."""
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import exists, func, insert, select, update
@@ -340,8 +340,10 @@ class QueueMixin(LinksMixin):
         return self.enqueue_record(job.source_id, job.deal_id, job.payload, "REPLAY", now=now)
 
     def replay_dead(self, *, source_id: str | None = None, since: float | None = None,
-                    now: float | None = None) -> list[tuple[int, Enqueued]]:
-        """Replay every dead sync job (newest per deal), optionally of one source / dead since a time."""
+                    now: float | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> list[tuple[int, Enqueued]]:
+        """Replay every dead sync job (newest per deal), optionally of one source / dead since a time;
+        ``progress(done, total)`` is told every 500 jobs."""
         query = select(jobs.c.id, jobs.c.source_id, jobs.c.deal_id).where(
             jobs.c.kind == "sync", jobs.c.status == "dead").order_by(jobs.c.id.desc())
         if source_id is not None:
@@ -352,7 +354,9 @@ class QueueMixin(LinksMixin):
             rows = conn.execute(query).all()
         done: list[tuple[int, Enqueued]] = []
         seen: set[tuple[str, str]] = set()
-        for row in rows:
+        for n, row in enumerate(rows):
+            if progress is not None and n and n % 500 == 0:
+                progress(n, len(rows))
             if (row.source_id, row.deal_id) not in seen:
                 seen.add((row.source_id, row.deal_id))
                 done.append((row.id, self.replay(row.id, now=now)))

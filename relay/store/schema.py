@@ -52,6 +52,9 @@ jobs = Table(
 )
 Index("ix_jobs_ready", jobs.c.status, jobs.c.kind, jobs.c.available_at)
 Index("ix_jobs_deal", jobs.c.source_id, jobs.c.deal_id, jobs.c.status)
+Index("ix_jobs_finished", jobs.c.status, jobs.c.kind, jobs.c.updated_at)
+Index("ix_jobs_source_status", jobs.c.source_id, jobs.c.kind, jobs.c.status, jobs.c.updated_at)
+Index("ix_jobs_source_created", jobs.c.source_id, jobs.c.kind, jobs.c.created_at)
 _PENDING_SYNC = and_(jobs.c.status == "pending", jobs.c.kind == "sync")
 Index(
     "uq_jobs_one_pending_sync",
@@ -92,6 +95,15 @@ sweeps = Table(
     Column("last_result", Text),
 )
 
+#: quiet sources: the newest call whose silence was alerted (one alert per silence; relay.store.quiet)
+quiet_alerts = Table(
+    "quiet_alerts",
+    metadata,
+    Column("source_id", String(64), primary_key=True),
+    Column("last_call", Float, nullable=False),
+    Column("alerted_at", Float, nullable=False),
+)
+
 #: application sources: the tokens a portal gave at install, sealed (relay.vault); see relay.store.portals
 portals = Table(
     "portals",
@@ -108,6 +120,15 @@ portals = Table(
     Column("setup_done", Integer, nullable=False, server_default="0"),
     Column("installed_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+)
+
+#: the newest ``relay mapping check`` result of each source (JSON), shown on the integrator's page
+mapping_checks = Table(
+    "mapping_checks",
+    metadata,
+    Column("source_id", String(64), primary_key=True),
+    Column("checked_at", Float, nullable=False),
+    Column("result", Text, nullable=False),
 )
 
 #: one row (id 1) that every /healthz check rewrites with the time, to prove a write commits

@@ -213,7 +213,8 @@ class Pipeline:
         elif answer is None:
             w.result.status, w.result.outcome = "skipped", "source deal not found (deleted?)"
             w.result.notify = notices.robot_notice(deal_id=w.job.deal_id, event_tokens=w.job.event_tokens,
-                                                   status="skipped", message="Not sent: the deal was not found.")
+                                                   status="skipped", reason="the deal was not found",
+                                                   texts=w.source.texts)
         else:
             w.result.deal, w.rows = answer.deal, answer.rows
             robot = w.job.payload.get("robot")
@@ -231,13 +232,13 @@ class Pipeline:
             if mark is not None:  # a copy some relay made here: never relayed back to its origin
                 w.result.status, w.result.outcome = "skipped", f"created by a relay ({mark}); not relayed back"
                 w.result.notify = notices.robot_notice(deal_id=w.job.deal_id, event_tokens=w.job.event_tokens,
-                                                       status="skipped", message=f"Not sent: {w.result.outcome}.")
+                                                       status="skipped", reason=w.result.outcome, texts=w.source.texts)
                 continue
             if not in_trigger(deal, w.spec):
                 w.result.status = "skipped"
                 w.result.outcome = f"stage {deal.get('STAGE_ID')!s} is not a trigger stage"
                 w.result.notify = notices.robot_notice(deal_id=w.job.deal_id, event_tokens=w.job.event_tokens,
-                                                       status="skipped", message=f"Not sent: {w.result.outcome}.")
+                                                       status="skipped", reason=w.result.outcome, texts=w.source.texts)
                 continue
             ctx = {"id": w.source.id, "domain": w.source.domain or "", "member_id": w.source.member_id or ""}
             try:
@@ -300,7 +301,7 @@ class Pipeline:
             w.result.link = (link.target_deal_id, w.print, _modified(deal), None)
             w.result.notify = notices.robot_notice(
                 deal_id=w.job.deal_id, event_tokens=w.job.event_tokens, status="unchanged",
-                target_deal_id=link.target_deal_id, message=f"ESB deal #{link.target_deal_id} is up to date.")
+                target_deal_id=link.target_deal_id, target_portal=self.target_portal, texts=w.source.texts)
         else:
             w.action, w.target_id = "update", link.target_deal_id
 
@@ -309,7 +310,8 @@ class Pipeline:
         if link is None or link.state != "linked" or not link.target_deal_id:
             w.result.status, w.result.outcome = "skipped", "source deal deleted; it has no target deal"
             w.result.notify = notices.robot_notice(deal_id=w.job.deal_id, event_tokens=w.job.event_tokens,
-                                                   status="skipped", message="Not sent: the deal was deleted.")
+                                                   status="skipped", reason="the deal was deleted",
+                                                   texts=w.source.texts)
         else:
             w.action, w.target_id = "gone", link.target_deal_id
 
@@ -481,7 +483,7 @@ class Pipeline:
         w.result.notify = notices.success_notice(
             action=action, deal=w.result.deal or {}, target_deal_id=w.target_id, target_portal=self.target_portal,
             event_tokens=w.job.event_tokens, comment=notify.comment, notify_user=notify.notify_user,
-            ref=uuid.uuid4().hex[:12], note=notices.skipped_files(skipped))
+            ref=uuid.uuid4().hex[:12], note=notices.skipped_files(skipped, w.source.texts), texts=w.source.texts)
 
     def _files(self, w: _Work) -> list[files.Skipped]:
         """Send the deal's files when they changed since last sent (:mod:`relay.sync.files`): downloaded

@@ -28,6 +28,7 @@ from relay.intake.bitrix24 import BodyLimits, SourceAuth, check_key, decode_body
 from relay.redact import REDACTOR, redact_url
 from relay.store import Store
 from relay.vault import Vault
+from relay.web import cockpit
 from relay.web.admin import blueprint
 
 log = logging.getLogger("relay.web")
@@ -129,6 +130,7 @@ def create_app(config: RelayConfig, store: Store, *, on_enqueue: Callable[[], No
     app = Flask("relay")
     app.json.ensure_ascii = False  # type: ignore[attr-defined]  # error texts name Cyrillic 1C keys: keep them readable
     app.register_blueprint(blueprint(store, admin_token))
+    cockpit.install(app, config, store, admin_token)
     if admin_token:
         REDACTOR.add([admin_token])
     app.config["MAX_CONTENT_LENGTH"] = config.file.ingress.max_body_bytes

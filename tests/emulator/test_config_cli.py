@@ -27,7 +27,7 @@ def test_default_pair_matches_the_spec():
     assert set(src.enum_map("UF_CRM_1700000000")) == {"79", "80"}
     assert set(dst.enum_map("UF_CRM_DELIVERY")) == {"112", "113"}
     assert set(src.products) == {15, 16} and set(dst.products) == {301}
-    assert set(src.users) == {1, 5} and set(dst.users) == {1, 17}
+    assert set(src.users) == {1, 5} and set(dst.users) == {1, 17, 18}
     assert src.member_id != dst.member_id and len(src.member_id) == 32
     assert default_source_config().secret == src.secret  # stable across calls
 

@@ -83,7 +83,7 @@ def test_bizproc_event_send_needs_a_known_token(source, rest):
 
 def test_categories_and_stages(target, rest):
     cats = rest(target, "crm.category.list", {"entityTypeId": 2}).json()["result"]["categories"]
-    assert [(c["id"], c["name"]) for c in cats] == [(0, "General"), (3, "Partner deals")]
+    assert [(c["id"], c["name"]) for c in cats] == [(0, "General"), (3, "Partners")]
     stages = rest(target, "crm.status.list", {"filter": {"ENTITY_ID": "DEAL_STAGE_3"}}).json()["result"]
     assert [s["STATUS_ID"] for s in stages] == ["C3:NEW", "C3:PREPARATION", "C3:WON", "C3:LOSE"]
 
