@@ -171,6 +171,7 @@ class OneCBase(_Model):
     allow_ips: tuple[str, ...] = ()
     mapping: Path
     timezone: str = "Europe/Kyiv"
+    quiet_after: Annotated[float | None, Field(ge=1, le=90 * 86400)] = None  # alert when a busy base goes silent
 
     @field_validator("token", mode="before")
     @classmethod

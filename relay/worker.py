@@ -36,7 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from relay import metrics
-from relay.config import RelayConfig, SourceConfig
+from relay.config import OneCBase, RelayConfig, SourceConfig
 from relay.errors import PermanentError, RelayError, TransientError
 from relay.models import Job, Transition
 from relay.redact import REDACTOR
@@ -204,7 +204,7 @@ class Worker:
 
     def maybe_quiet(self) -> int:
         """Every ``QUIET_CHECK`` seconds, alert about sources gone quiet (:meth:`check_quiet`)."""
-        watched = [s.quiet_after for s in self.config.file.sources if s.quiet_after]
+        watched = [s.quiet_after for s in self._watched() if s.quiet_after]
         if not watched or time.monotonic() < self._next_quiet_check:
             return 0
         self._next_quiet_check = time.monotonic() + min(QUIET_CHECK, min(watched) / 4)
@@ -219,9 +219,8 @@ class Worker:
         gone quiet by ``now`` (:func:`notices.is_quiet`); the store records the silence alerted, so
         restarts and sibling workers never repeat it.  Returns how many sources were found quiet."""
         cfg, found = self.config.file.notify, 0
-        for source in self.config.file.sources:
-            if not source.quiet_after:
-                continue
+        for source in self._watched():
+            assert source.quiet_after is not None
             last, recent = self.store.calls(source.id, source.quiet_after)
             if last is None or not notices.is_quiet(now=now, last_call=last, recent_calls=recent,
                                                     quiet_after=source.quiet_after,
@@ -229,7 +228,8 @@ class Worker:
                 continue
             payload = notices.quiet_alert(
                 user_id=cfg.integrator_user_id, source_id=source.id, last_call=last, now=now, language=cfg.language,
-                domain=_domain(source), cockpit_url=self._cockpit_url()) if cfg.integrator_user_id else None
+                domain=_domain(source) if isinstance(source, SourceConfig) else "", cockpit_url=self._cockpit_url(),
+                onec=isinstance(source, OneCBase)) if cfg.integrator_user_id else None
             if self.store.claim_quiet(source.id, last, payload):
                 found += 1
                 log.warning("source %s has sent no calls for %s, its quiet_after is %gs (last call %s UTC, %d calls "
@@ -238,6 +238,11 @@ class Worker:
                             f"alert queued for target user {cfg.integrator_user_id}" if payload
                             else "no alert (notify.integrator_user_id is not set)", extra={"source": source.id})
         return found
+
+    def _watched(self) -> list[SourceConfig | OneCBase]:
+        """Partner portals and 1C bases with ``quiet_after``."""
+        every: list[SourceConfig | OneCBase] = [*self.config.file.sources, *self.config.file.onec]
+        return [s for s in every if s.quiet_after]
 
     def _cockpit_url(self) -> str:
         """The relay's page for the integrator (``<public_url>/cockpit/``), or ``""``."""

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from relay.config import load_config
 from relay.store import Store
@@ -166,3 +167,41 @@ def test_the_run_loop_checks_quiet_sources_on_its_own(quiet_env: RelayEnv, tmp_p
         worker.wake.set()
         loop.join(timeout=10)
     assert len(alerts(env)) == 1
+
+
+@pytest.mark.parametrize(("language", "start"), [
+    ("ru", "[b24relay] От базы 1С main нет вызовов уже 2 ч 5 мин"),
+    ("uk", "[b24relay] Від бази 1С main немає викликів уже 2 год 5 хв"),
+    ("en", "[b24relay] 1C base main has sent no calls for 2 h 5 min"),
+])
+def test_the_quiet_alert_of_a_1c_base_points_at_its_exchange_module(language: str, start: str) -> None:
+    text = notices.quiet_alert(user_id="17", source_id="main", last_call=1_700_000_000, now=1_700_007_500,
+                               language=language, onec=True)["alert"]["message"]
+    assert text.startswith(start) and "1C" in text.replace("1С", "1C") and "`relay jobs --source main`" in text
+    assert "вебхук" not in text and "webhook" not in text
+
+
+def test_a_silent_1c_base_alerts_once(tmp_path: Path, database_url: str) -> None:
+    (tmp_path / "mappings").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "mappings/1c.yaml").write_text("clients:\n  fields: {TITLE: Наименование}\n", encoding="utf-8")
+    extra = ("notify: {integrator_user_id: 17}\n"
+             "onec:\n  - {id: main, token: onec-main-token-0123456789, mapping: mappings/1c.yaml, quiet_after: 60}\n")
+    env = start(tmp_path, extra=extra, database_url=database_url)
+    try:
+        worker = Worker(load_config(env.config_path, env_for(env.source, env.target)), env.store, env.relay.pipeline,
+                        name="quiet")
+        for n in range(2):
+            body = {"action": "update", "clientData": {"Код": f"00{n}", "Наименование": f"ТОВ {n}"}}
+            answer = requests.post(f"{env.url}/api/webhook/1c/clients", json=body, timeout=10,
+                                   headers={"Authorization": "Bearer onec-main-token-0123456789"})
+            assert answer.status_code == 200, answer.text
+        last = time.time()
+        env.settle()
+        assert worker.check_quiet(last + 30) == 0
+        assert worker.check_quiet(last + 61) == 1
+        assert worker.check_quiet(last + 200) == 0  # no repeat storm
+        worker.drain(timeout=10)
+        [alert] = alerts(env)
+        assert alert["MESSAGE"].startswith("[b24relay] От базы 1С main нет вызовов уже 1 мин")
+    finally:
+        stop(env)

@@ -97,6 +97,10 @@ _ALERTS: Mapping[str, Mapping[str, str]] = {
                  "хотя обычно они приходят чаще. Проверьте робота или исходящий вебхук на портале партнёра"
                  "{domain} и `relay jobs --source {source_id}`. Повторно сообщим, только если вызовы "
                  "возобновятся и снова прекратятся.",
+        "quiet_1c": "[b24relay] От базы 1С {source_id} нет вызовов уже {silence} (последний: {last_call} UTC), "
+                    "хотя обычно они приходят чаще. Проверьте модуль обмена в базе 1С (адрес, токен, журнал "
+                    "регистрации) и `relay jobs --source {source_id}`. Повторно сообщим, только если вызовы "
+                    "возобновятся и снова прекратятся.{domain}",
         "cockpit": "Панель b24relay", "units": "д ч мин с",
     },
     "uk": {
@@ -109,6 +113,10 @@ _ALERTS: Mapping[str, Mapping[str, str]] = {
                  "хоча зазвичай вони надходять частіше. Перевірте робота або вихідний вебхук на порталі партнера"
                  "{domain} і `relay jobs --source {source_id}`. Повторно повідомимо, лише якщо виклики "
                  "відновляться й знову припиняться.",
+        "quiet_1c": "[b24relay] Від бази 1С {source_id} немає викликів уже {silence} (останній: {last_call} UTC), "
+                    "хоча зазвичай вони надходять частіше. Перевірте модуль обміну в базі 1С (адресу, токен, "
+                    "журнал реєстрації) і `relay jobs --source {source_id}`. Повторно повідомимо, лише якщо "
+                    "виклики відновляться й знову припиняться.{domain}",
         "cockpit": "Панель b24relay", "units": "д год хв с",
     },
     "en": {
@@ -121,6 +129,10 @@ _ALERTS: Mapping[str, Mapping[str, str]] = {
                  "though it usually calls more often. Check the robot or the outgoing webhook on the partner "
                  "portal{domain} and `relay jobs --source {source_id}`. You are told again only after calls "
                  "resume and stop again.",
+        "quiet_1c": "[b24relay] 1C base {source_id} has sent no calls for {silence} (the last one at {last_call} "
+                    "UTC), though it usually calls more often. Check the exchange module in the 1C base (URL, "
+                    "token, event log) and `relay jobs --source {source_id}`. You are told again only after calls "
+                    "resume and stop again.{domain}",
         "cockpit": "b24relay cockpit", "units": "d h min s",
     },
 }
@@ -305,10 +317,11 @@ def is_quiet(*, now: float, last_call: float | None, recent_calls: int, quiet_af
 
 
 def quiet_alert(*, user_id: str, source_id: str, last_call: float, now: float, language: str = "ru",
-                domain: str = "", cockpit_url: str = "") -> dict[str, Any]:
-    """Payload of an integrator alert on the target portal: a source that usually calls has gone quiet."""
+                domain: str = "", cockpit_url: str = "", onec: bool = False) -> dict[str, Any]:
+    """Payload of an integrator alert on the target portal: a source (or, ``onec``, a 1C base) that usually
+    calls has gone quiet."""
     lang = language if language in _ALERTS else "ru"
-    text = _ALERTS[lang]["quiet"].format(
+    text = _ALERTS[lang]["quiet_1c" if onec else "quiet"].format(
         source_id=source_id, silence=duration(now - last_call, lang), domain=f" ({domain})" if domain else "",
         last_call=time.strftime("%Y-%m-%d %H:%M", time.gmtime(last_call)))
     return _alert(user_id, "", text, cockpit_url, lang)
