@@ -10,9 +10,6 @@ import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
-
-from pydantic import SecretStr
 
 from relay.errors import ConfigError
 from relay.redact import configure_logging
@@ -232,12 +229,6 @@ def cmd_check(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _host(url: SecretStr | str | None) -> str:
-    """The host of a portal URL (never the secret path)."""
-    text = url.get_secret_value() if isinstance(url, SecretStr) else (url or "")
-    return urlsplit(text).hostname or ""
-
-
 def _progress(text: str) -> None:
     """Progress of a long command, on stderr (stdout stays the result)."""
     print(f"… {text}", file=sys.stderr, flush=True)
@@ -311,8 +302,7 @@ def cmd_mapping_init(args: argparse.Namespace) -> int:
     say = None if args.quiet else _progress
     source_facts = read_facts(sources[src.id], all_products=True, progress=say)
     target_facts = read_facts(target, all_products=True, progress=say)
-    source_facts.domain = src.domain or _host(src.rest_url if src.mode == "app" else src.webhook_url)
-    target_facts.domain = _host(config.target.webhook_url)
+    source_facts.domain, target_facts.domain = src.host, config.target.host
     text, todo = draft_mapping(src.id, source_facts, target_facts,
                                written=datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M UTC"))
     store.close()
@@ -331,7 +321,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     from relay.sync.preview import preview_deal, preview_record, render
 
     relay = from_settings(_settings())
-    target_host = _host(relay.config.target.webhook_url)
+    target_host = relay.config.target.host
     if args.job is not None:
         job = relay.store.job(args.job)
         if job is None:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -52,6 +53,15 @@ class Limits(_Model):
     burst: Annotated[int, Field(ge=1, le=10_000)] = 50
 
 
+def url_host(url: SecretStr | str | None) -> str:
+    """The host of a portal URL, never its secret path (``""`` when it has none)."""
+    text = url.get_secret_value() if isinstance(url, SecretStr) else (url or "")
+    try:
+        return urlsplit(text).hostname or ""
+    except ValueError:
+        return ""
+
+
 class TargetConfig(_Model):
     """The ESB portal deals are relayed to."""
 
@@ -68,6 +78,11 @@ class TargetConfig(_Model):
     def settle_seconds(self) -> float:
         """How long a sent create may still land on the target."""
         return self.timeout + self.create_margin
+
+    @property
+    def host(self) -> str:
+        """The portal's host (from the webhook URL; links to its records use it)."""
+        return url_host(self.webhook_url)
 
     _check_url = field_validator("webhook_url")(_webhook)
 
@@ -143,6 +158,16 @@ class SourceConfig(_Model):
         return value
 
     @property
+    def names(self) -> dict[str, str]:
+        """What mapping templates call ``{source.id}``, ``{source.domain}``, ``{source.member_id}``."""
+        return {"id": self.id, "domain": self.domain or "", "member_id": self.member_id or ""}
+
+    @property
+    def host(self) -> str:
+        """The portal's host: its ``domain``, else its webhook's host (never the secret path)."""
+        return self.domain or url_host(self.webhook_url)
+
+    @property
     def link_prefix(self) -> str:
         """Names this portal in link stamps: its member_id when pinned, else the source id."""
         return self.member_id or self.id
@@ -211,6 +236,11 @@ class OneCBase(_Model):
         if self.token is None and not self.allow_ips:
             raise ValueError("give a token (the module sends it) or allow_ips (for modules not changed yet)")
         return self
+
+    @property
+    def names(self) -> dict[str, str]:
+        """What mapping templates call ``{source.id}`` (a 1C base has no domain nor member_id)."""
+        return {"id": self.id, "domain": "", "member_id": ""}
 
     @property
     def link_prefix(self) -> str:

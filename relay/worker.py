@@ -33,7 +33,6 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit
 
 from relay import metrics
 from relay.config import OneCBase, RelayConfig, SourceConfig
@@ -59,12 +58,6 @@ def describe(error: BaseException) -> str:
     if not isinstance(error, (TransientError, PermanentError)):
         text = f"{type(error).__name__}: {text}"
     return REDACTOR(text)[:2000]
-
-
-def _domain(source: SourceConfig) -> str:
-    """The source portal's address: its ``domain``, else its webhook's host (never the secret path)."""
-    url = source.webhook_url.get_secret_value() if source.webhook_url is not None else ""
-    return source.domain or urlsplit(url).hostname or ""
 
 
 def backoff(attempt: int, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
@@ -228,7 +221,7 @@ class Worker:
                 continue
             payload = notices.quiet_alert(
                 user_id=cfg.integrator_user_id, source_id=source.id, last_call=last, now=now, language=cfg.language,
-                domain=_domain(source) if isinstance(source, SourceConfig) else "", cockpit_url=self._cockpit_url(),
+                domain=source.host if isinstance(source, SourceConfig) else "", cockpit_url=self._cockpit_url(),
                 onec=isinstance(source, OneCBase)) if cfg.integrator_user_id else None
             if self.store.claim_quiet(source.id, last, payload):
                 found += 1
@@ -347,7 +340,7 @@ class Worker:
             last = max(self.store.last_alert(job.source_id) or 0.0, self._alerted.get(job.source_id, 0.0))
             if time.time() - last >= cfg.alert_quiet:
                 self._alerted[job.source_id] = time.time()
-                url = notices.deal_url(_domain(portal), job.deal_id) if portal else ""
+                url = notices.deal_url(portal.host, job.deal_id) if portal else ""
                 out.append(notices.alert(user_id=cfg.integrator_user_id, source_id=job.source_id,
                                          deal_id=job.deal_id, reason=reason, quiet=cfg.alert_quiet,
                                          language=cfg.language, source_deal_url=url, cockpit_url=self._cockpit_url()))

@@ -22,9 +22,6 @@ from relay.models import Job
 from relay.store.base import StoreBase
 from relay.store.schema import _job, jobs, mapping_checks, sweeps
 
-#: statuses a sync job ends in
-FINISHED = ("done", "skipped", "dead")
-
 
 @dataclass(frozen=True)
 class SourceActivity:
@@ -37,7 +34,6 @@ class SourceActivity:
     dead: int = 0
     pending: int = 0
     watermark: str | None = None  # sweep watermark (source DATE_MODIFY)
-    last_sweep: float | None = None
 
     @property
     def error_rate(self) -> float | None:
@@ -58,15 +54,13 @@ class CockpitMixin(StoreBase):
         since = now - window
         out: dict[str, SourceActivity] = {}
         with self.engine.connect() as conn:
-            swept = {r.source_id: r for r in conn.execute(select(sweeps.c.source_id, sweeps.c.watermark,
-                                                                 sweeps.c.last_run_at))}
+            swept = dict(conn.execute(select(sweeps.c.source_id, sweeps.c.watermark)).all())
             for source_id in source_ids:
                 mine = and_(jobs.c.source_id == source_id, jobs.c.kind == "sync")
 
                 def count(*cond: Any, mine: Any = mine) -> int:
                     return int(conn.execute(select(func.count()).where(mine, *cond)).scalar() or 0)
 
-                sweep = swept.get(source_id)
                 out[source_id] = SourceActivity(
                     source_id=source_id,
                     last_call=conn.execute(select(func.max(jobs.c.created_at)).where(mine)).scalar(),
@@ -75,7 +69,7 @@ class CockpitMixin(StoreBase):
                     done=count(jobs.c.status == "done", jobs.c.updated_at >= since),
                     dead=count(jobs.c.status == "dead", jobs.c.updated_at >= since),
                     pending=count(jobs.c.status == "pending") + count(jobs.c.status == "running"),
-                    watermark=sweep.watermark if sweep else None, last_sweep=sweep.last_run_at if sweep else None)
+                    watermark=swept.get(source_id))
         return out
 
     def recent(self, *, status: str | tuple[str, ...] = "done", source_id: str | None = None,

@@ -163,11 +163,10 @@ class Settler:
         """A partner portal's or a 1C base's mapping, link prefix and template context."""
         source = self.config.source(origin_id)
         if source is not None:
-            ctx = {"id": source.id, "domain": source.domain or "", "member_id": source.member_id or ""}
-            return self.config.mappings[source.id], source.link_prefix, ctx
+            return self.config.mappings[source.id], source.link_prefix, source.names
         base = self.config.onec_base(origin_id)
         if base is not None:
-            return self.config.onec_mappings[base.id], base.link_prefix, {"id": base.id, "domain": "", "member_id": ""}
+            return self.config.onec_mappings[base.id], base.link_prefix, base.names
         return None
 
     def prefetch(self, source_id: str) -> dict[str, Command]:

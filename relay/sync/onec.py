@@ -236,8 +236,7 @@ class OneCSync:
                 d.step, d.target_id = "delete", d.link.target_deal_id if d.link else None
                 continue
             try:
-                d.target = transform(d.data, d.spec, d.doc, {"id": d.base.id, "domain": "", "member_id": ""},
-                                     found.get(d.base.id))
+                d.target = transform(d.data, d.spec, d.doc, d.base.names, found.get(d.base.id))
             except PermanentError as exc:
                 d.fail(exc)
                 continue

@@ -34,7 +34,6 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from relay.config import RelayConfig, SourceConfig
 from relay.errors import (
@@ -140,7 +139,7 @@ class Pipeline:
     def __init__(self, config: RelayConfig, store: Store, target: PortalClient,
                  sources: Mapping[str, PortalClient]) -> None:
         self.config, self.store, self.target, self.sources = config, store, target, sources
-        self.target_portal = urlsplit(config.target.webhook_url.get_secret_value()).hostname or "target"
+        self.target_portal = config.target.host or "target"
         self._target_ok = False
         self.deliverer = Deliverer(target, sources)
         self.settler = clients.Settler(config, store, target, sources)
@@ -240,9 +239,8 @@ class Pipeline:
                 w.result.notify = notices.robot_notice(deal_id=w.job.deal_id, event_tokens=w.job.event_tokens,
                                                        status="skipped", reason=w.result.outcome, texts=w.source.texts)
                 continue
-            ctx = {"id": w.source.id, "domain": w.source.domain or "", "member_id": w.source.member_id or ""}
             try:
-                w.target = transform(deal, w.rows, w.spec, ctx)
+                w.target = transform(deal, w.rows, w.spec, w.source.names)
             except PermanentError as exc:
                 w.fail(exc)
                 continue

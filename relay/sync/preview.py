@@ -115,9 +115,8 @@ def preview_deal(config: RelayConfig, store: Store, source: PortalClient, target
     if not in_trigger(answer.deal, spec):
         out.action, out.reason = "skip", f"stage {answer.deal.get('STAGE_ID')} is not a trigger stage"
         return out
-    ctx = {"id": src.id, "domain": src.domain or "", "member_id": src.member_id or ""}
     try:
-        mapped = transform(answer.deal, answer.rows, spec, ctx)
+        mapped = transform(answer.deal, answer.rows, spec, src.names)
     except PermanentError as exc:
         out.action, out.reason = "error", str(exc)
         return out
@@ -160,7 +159,7 @@ def preview_record(config: RelayConfig, store: Store, target: PortalClient, job:
         out.action, out.reason = "error", "not a stored 1C record (or its base is no longer configured)"
         return out
     spec, kind, data = config.onec_mappings[base.id], str(payload.get("kind")), dict(payload["data"])
-    ctx = {"id": base.id, "domain": "", "member_id": ""}
+    ctx = base.names
     if payload.get("action") == "delete":
         out.action, out.reason = "skip", "a deletion: the mapping's deletes policy applies to the linked record"
         return out

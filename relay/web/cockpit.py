@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,11 +36,6 @@ SESSION_HOURS = 12
 _ONEC_KINDS = ("client", "incoming", "outgoing")
 
 
-def _host(url: Any) -> str:
-    text = url.get_secret_value() if hasattr(url, "get_secret_value") else str(url or "")
-    return urlsplit(text).hostname or ""
-
-
 def _when(ts: float | None, now: float) -> str:
     if not ts:
         return "—"
@@ -56,9 +50,8 @@ class Links:
 
     def __init__(self, config: RelayConfig) -> None:
         self.config = config
-        self.target = _host(config.target.webhook_url)
-        self.sources = {s.id: s.domain or _host(s.rest_url if s.mode == "app" else s.webhook_url)
-                        for s in config.file.sources}
+        self.target = config.target.host
+        self.sources = {s.id: s.host for s in config.file.sources}
 
     def source(self, job: Job) -> str:
         host = self.sources.get(job.source_id)
@@ -104,8 +97,7 @@ def chart(hours: list[tuple[float, int, int]]) -> Markup:
     return Markup("".join(parts))
 
 
-def blueprint(config: RelayConfig, store: Store, token: str | None,
-              counters: Callable[[], dict[str, dict[str, float]]] = metrics.portal_counters) -> Blueprint:
+def blueprint(config: RelayConfig, store: Store, token: str | None) -> Blueprint:
     """The ``/cockpit`` pages bound to a configuration, a store and the admin token."""
     bp = Blueprint("cockpit", __name__, url_prefix=PREFIX)
     links = Links(config)
@@ -166,7 +158,7 @@ def blueprint(config: RelayConfig, store: Store, token: str | None,
         now = time.time()
         ids = [s.id for s in config.file.sources] + [b.id for b in config.file.onec]
         activity = store.activity(ids, now=now)
-        portal = counters()
+        portal = metrics.portal_counters()
         checks = store.checks()
         rows = []
         for source_id in ids:
