@@ -257,3 +257,18 @@ def test_draft_loads_as_a_valid_mapping_and_leaves_todo_for_what_it_cannot_match
     assert spec.fields["ASSIGNED_BY_ID"].default == "1" and "DATE_CREATE" not in spec.fields
     assert todo == 3  # stage C1:X, user 8, product 16
     assert '# TODO "C1:X"' in text and '# TODO "8"' in text and '# TODO "16"' in text
+
+
+def test_check_looks_up_more_catalog_products_than_one_page_holds(pair: relayenv.RelayEnv) -> None:
+    source_ids = [pair.source.add_product(f"Part {n}", 10.0) for n in range(60)]
+    target_ids = [pair.target.add_product(f"Part {n}", 10.0) for n in range(60)]
+    path = _mapping_file(pair)
+    table = ", ".join(f'"{s}": "{t}"' for s, t in zip(source_ids, target_ids, strict=True))
+    path.write_text(path.read_text().replace('ids: {"15": "301"}', f'ids: {{"15": "301", {table}}}'))
+    result = run(pair, "mapping", "check", "--quiet")
+    assert result.returncode == 0, result.stdout  # all 61 found, though a crm.product.list page holds 50
+    path.write_text(path.read_text().replace(f'"{source_ids[-1]}": "{target_ids[-1]}"',
+                                             f'"{source_ids[-1]}": "99999"'))
+    result = run(pair, "mapping", "check", "--quiet")
+    assert result.returncode == 1 and "product 99999 does not exist in the target catalog" in result.stdout
+    assert result.stdout.count("does not exist") == 1

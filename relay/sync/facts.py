@@ -15,7 +15,7 @@ first round is one ``batch``:
 * ``user.get`` — ``ID``, ``ACTIVE``, ``EMAIL``, names, 50 a page (``api-reference/user/user-get.md``);
   ``user.current`` — the webhook's (or application's) user (``api-reference/user/user-current.md``);
 * ``crm.product.list`` — ``ID``, ``NAME``, ``XML_ID`` (``api-reference/crm/outdated/products/crm-product-list.md``);
-  only the ids asked for (``@ID``) unless ``all_products``;
+  only the ids asked for (``@ID``, 50 a command: a page holds 50) unless ``all_products``;
 * ``crm.requisite.preset.list`` (``api-reference/crm/requisites/presets/crm-requisite-preset-list.md``).
 """
 
@@ -27,7 +27,7 @@ from typing import Any
 from relay.errors import RelayError
 from relay.mapping.facts import PortalFacts, StageFacts, parse_fields, parse_user
 from relay.portal.client import PortalClient
-from relay.portal.protocol import Command
+from relay.portal.protocol import MAX_BATCH, Command
 
 PAGE = 50
 
@@ -54,9 +54,6 @@ def read_facts(client: PortalClient, *, products: Collection[str] = (), all_prod
     if all_products:
         first["products"] = Command("crm.product.list", {"select": ["ID", "NAME", "XML_ID"], "order": {"ID": "ASC"},
                                                          "start": 0})
-    elif wanted:
-        first["products"] = Command("crm.product.list", {"select": ["ID", "NAME", "XML_ID"],
-                                                         "filter": {"@ID": wanted[:PAGE * 10]}})
     say("reading fields, funnels, users and presets")
     reply = client.batch(first, write=False)
     for name, err in reply.errors.items():
@@ -73,16 +70,26 @@ def read_facts(client: PortalClient, *, products: Collection[str] = (), all_prod
         facts.presets[str(row.get("ID"))] = str(row.get("NAME") or "")
     _users(client, facts, reply.results.get("users"), reply.totals.get("users"), say)
     _products(client, facts, reply.results.get("products"), reply.totals.get("products"), all_products, say)
-    if facts.funnels:
-        stages = client.batch({f"s{cat}": Command("crm.status.list", {"filter": {"ENTITY_ID": _stage_entity(cat)},
-                                                                     "order": {"SORT": "ASC"}})
-                               for cat in facts.funnels}, write=False)
-        for cat in facts.funnels:
-            if f"s{cat}" in stages.errors:
-                facts.unread[f"stages of funnel {cat}"] = str(stages.errors[f"s{cat}"])
-            for row in stages.results.get(f"s{cat}") or []:
-                facts.stages[str(row.get("STATUS_ID"))] = StageFacts(str(row.get("STATUS_ID")), cat,
-                                                                     str(row.get("NAME") or ""))
+    # second round: each funnel's stages, and the catalog ids asked for (a page holds 50: one command per 50)
+    second = {f"s{cat}": Command("crm.status.list", {"filter": {"ENTITY_ID": _stage_entity(cat)},
+                                                    "order": {"SORT": "ASC"}}) for cat in facts.funnels}
+    if not all_products:
+        second |= {f"p{n}": Command("crm.product.list", {"select": ["ID", "NAME", "XML_ID"],
+                                                          "filter": {"@ID": wanted[n:n + PAGE]}})
+                   for n in range(0, len(wanted), PAGE)}
+    names = list(second)
+    for start in range(0, len(names), MAX_BATCH):
+        part = names[start:start + MAX_BATCH]
+        reply = client.batch({n: second[n] for n in part}, write=False)
+        for name in part:
+            if name in reply.errors:
+                facts.unread["products" if name[0] == "p" else f"stages of funnel {name[1:]}"] = str(reply.errors[name])
+            elif name[0] == "p":
+                _products(client, facts, reply.results.get(name), None, False, say)
+            else:
+                for row in reply.results.get(name) or []:
+                    facts.stages[str(row.get("STATUS_ID"))] = StageFacts(str(row.get("STATUS_ID")), name[1:],
+                                                                         str(row.get("NAME") or ""))
     return facts
 
 
