@@ -75,6 +75,12 @@ worker:
     return path
 
 
+def database_bytes(path: Path) -> bytes:
+    """A SQLite database's bytes with its write-ahead log (recent commits live there until a checkpoint)."""
+    wal = path.with_name(path.name + "-wal")
+    return path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+
 def env_for(source: EmulatedPortal, target: EmulatedPortal) -> dict[str, str]:
     """The variables write_config's file expects."""
     return {"TARGET_WEBHOOK": target.webhook_url, "SOURCE_WEBHOOK": source.webhook_url,

@@ -18,7 +18,7 @@ from relay.emulator import EmulatedPortal, default_source_config, default_target
 from relay.store import Store
 from relay.vault import new_key
 from relay.web.app import serve_in_thread
-from tests.relayenv import DEAL, ROOT, ROWS
+from tests.relayenv import DEAL, ROOT, ROWS, database_bytes
 
 pytestmark = pytest.mark.e2e
 CLIENT_ID, CLIENT_SECRET = "local.0123456789abcd.12345678", "app-client-secret-0123456789"
@@ -107,8 +107,7 @@ def test_install_stores_sealed_tokens_registers_the_robot_and_binds_offline_even
     app.install()
     app.settle()  # the worker makes the robot and the bindings
     tokens = app.source.app_tokens()
-    raw = app.db.read_bytes() + (app.db.with_name("relay.db-wal").read_bytes()
-                                 if app.db.with_name("relay.db-wal").exists() else b"")
+    raw = database_bytes(app.db)
     for secret in (tokens["access_token"], tokens["refresh_token"], tokens["application_token"]):
         assert secret and secret.encode() not in raw  # no token in clear in the database file
     [robot] = app.source.robots()
@@ -126,10 +125,8 @@ def test_a_token_expiring_during_100_robot_calls_on_4_threads_is_refreshed_once(
     deals = [app.new_deal(TITLE=f"Deal {i}") for i in range(100)]
     app.source.expire_tokens()
     before = app.source.oauth_refresh_count()
-    runs = [None] * 100
-
     def run(i: int) -> None:
-        runs[i] = app.source.run_robot("b24relay_send", deals[i], {"note": f"n{i}"}, timeout_duration=0)
+        app.source.run_robot("b24relay_send", deals[i], {"note": f"n{i}"}, timeout_duration=0)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(100)]
     for t in threads:

@@ -20,6 +20,7 @@ from relay.phpquery import build_query
 from relay.store import Store
 from relay.vault import new_key
 from relay.web.app import serve_in_thread
+from tests.relayenv import database_bytes
 
 pytestmark = pytest.mark.e2e
 DOMAIN = "partner.bitrix24.test"
@@ -102,7 +103,7 @@ def test_forged_installs_and_calls_are_refused_and_never_followed(relay: tuple[s
     assert post(handler, robot("apptok-0001", f"https://{DOMAIN}/rest/")).status_code == 200
     assert Trap.hits == []  # no request ever went to an address taken from a body
     assert [j.deal_id for j in store.jobs(kind="sync")] == ["7"]
-    raw = (Path(store.url.split("///")[1])).read_bytes()
+    raw = database_bytes(Path(store.url.split("///")[1]))
     assert b"acc-1" not in raw and b"ref-1" not in raw and b"apptok-0001" not in raw
 
 

@@ -15,6 +15,7 @@ from relay.intake.app import install, uninstall_token
 from relay.portal.oauth import TokenKeeper
 from relay.store import Store
 from relay.vault import Vault, new_key
+from tests.relayenv import database_bytes
 
 KEY = new_key()
 AUTH = {"access_token": "acc-1", "refresh_token": "ref-1", "application_token": "apptok-1", "expires_in": "3600",
@@ -104,6 +105,5 @@ def test_many_threads_on_an_expired_token_make_exactly_one_refresh(tmp_path: Pat
     row = store.portal("partner")
     assert row is not None and vault.open(row.refresh_token) == "ref-2" and vault.open(row.access_token) == "acc-2"
     assert keepers[0].current(source) == ("https://partner.bitrix24.ua/rest/", "acc-2")
-    db = (tmp_path / "relay.db").read_bytes() + (tmp_path / "relay.db-wal").read_bytes() if (
-        tmp_path / "relay.db-wal").exists() else (tmp_path / "relay.db").read_bytes()
+    db = database_bytes(tmp_path / "relay.db")
     assert b"acc-2" not in db and b"ref-2" not in db and b"ref-1" not in db  # nothing in clear

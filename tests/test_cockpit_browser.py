@@ -45,44 +45,44 @@ def test_login_see_dead_job_replay_it_and_see_it_done(env: relayenv.RelayEnv, tm
 
     seen: list[tuple[str, str]] = []
     with chromium() as browser:
-        b = browser  # type: ignore[assignment]
-        b.get(env.url + "/cockpit/")  # type: ignore[attr-defined]
-        assert "/cockpit/login" in b.current_url  # type: ignore[attr-defined]
-        b.find_element(By.ID, "token").send_keys("wrong-token")  # type: ignore[attr-defined]
-        b.find_element(By.ID, "login").click()  # type: ignore[attr-defined]
+        b = browser
+        b.get(env.url + "/cockpit/")
+        assert "/cockpit/login" in b.current_url
+        b.find_element(By.ID, "token").send_keys("wrong-token")
+        b.find_element(By.ID, "login").click()
         WebDriverWait(b, 10).until(lambda d: "Wrong token" in d.page_source)
-        seen.append(("login page", b.page_source))  # type: ignore[attr-defined]
-        b.find_element(By.ID, "token").send_keys(ADMIN)  # type: ignore[attr-defined]
-        b.find_element(By.ID, "login").click()  # type: ignore[attr-defined]
+        seen.append(("login page", b.page_source))
+        b.find_element(By.ID, "token").send_keys(ADMIN)
+        b.find_element(By.ID, "login").click()
         WebDriverWait(b, 10).until(lambda d: d.current_url.rstrip("/").endswith("/cockpit"))
-        page = b.page_source  # type: ignore[attr-defined]
+        page = b.page_source
         seen.append(("main page", page))
-        row = b.find_element(By.CSS_SELECTOR, f'#dead tr[data-job="{dead.id}"]')  # type: ignore[attr-defined]
+        row = b.find_element(By.CSS_SELECTOR, f'#dead tr[data-job="{dead.id}"]')
         assert "Required fields are not filled: Responsible person" in row.text
-        assert b.find_element(By.CSS_SELECTOR, '#sources tr[data-source="partner"]').text  # type: ignore[attr-defined]
-        link = b.find_element(By.CSS_SELECTOR, '#done td a[href*="/crm/deal/details/"]')  # type: ignore[attr-defined]
+        assert b.find_element(By.CSS_SELECTOR, '#sources tr[data-source="partner"]').text
+        link = b.find_element(By.CSS_SELECTOR, '#done td a[href*="/crm/deal/details/"]')
         assert "partner.bitrix24.test" in (link.get_attribute("href") or "")
-        b.save_screenshot(str(tmp_path / "cockpit.png"))  # type: ignore[attr-defined]
+        b.save_screenshot(str(tmp_path / "cockpit.png"))
 
         row.find_element(By.CSS_SELECTOR, "button.replay").click()
         WebDriverWait(b, 10).until(lambda d: f"Job {dead.id} replayed as job" in d.page_source)
-        seen.append(("after replay", b.page_source))  # type: ignore[attr-defined]
+        seen.append(("after replay", b.page_source))
         env.settle()
-        b.get(env.url + "/cockpit/")  # type: ignore[attr-defined]
-        page = b.page_source  # type: ignore[attr-defined]
+        b.get(env.url + "/cockpit/")
+        page = b.page_source
         seen.append(("main page again", page))
         assert 'id="no-dead"' in page
-        done = b.find_elements(By.CSS_SELECTOR, "#done tr[data-job]")  # type: ignore[attr-defined]
-        assert any(f"/crm/deal/details/{bad}/" in r.get_attribute("innerHTML") for r in done)
+        done = b.find_elements(By.CSS_SELECTOR, "#done tr[data-job]")
+        assert any(f"/crm/deal/details/{bad}/" in (r.get_attribute("innerHTML") or "") for r in done)
         assert len(env.target.deals()) == 2
 
-        b.get(env.url + "/cockpit/checks/partner")  # type: ignore[attr-defined]
-        assert "Mapping check of partner" in b.page_source  # type: ignore[attr-defined]
-        seen.append(("check page", b.page_source))  # type: ignore[attr-defined]
-        b.find_element(By.CSS_SELECTOR, "header button").click()  # log out  # type: ignore[attr-defined]
+        b.get(env.url + "/cockpit/checks/partner")
+        assert "Mapping check of partner" in b.page_source
+        seen.append(("check page", b.page_source))
+        b.find_element(By.CSS_SELECTOR, "header button").click()  # log out
         WebDriverWait(b, 10).until(lambda d: "/cockpit/login" in d.current_url)
-        b.get(env.url + "/cockpit/")  # type: ignore[attr-defined]
-        assert "/cockpit/login" in b.current_url  # type: ignore[attr-defined]
+        b.get(env.url + "/cockpit/")
+        assert "/cockpit/login" in b.current_url
     for where, text in seen:
         _no_secret(text, where)
 

@@ -745,17 +745,6 @@ def job_count(env: RelayEnv) -> int:
         return int(conn.execute(select(func.count()).select_from(jobs)).scalar_one())
 
 
-def route_missing(env: RelayEnv, url: str) -> bool:
-    """True for a 1C URL whose route is not there yet: it answers 404 to any call."""
-    return url in ONEC_URLS and requests.post(env.url + ONEC_URLS[url][0], data=b"", timeout=10).status_code == 404
-
-
-def skip_missing_route(env: RelayEnv, url: str) -> None:
-    if route_missing(env, url):
-        pytest.skip(f"POST {ONEC_URLS[url][0]} answers 404: the 1C route does not exist yet; this part of the "
-                    "fuzz test runs as soon as it does")
-
-
 def post(session: requests.Session, env: RelayEnv, case: Case) -> requests.Response:
     return session.post(env.url + case.path, data=case.body, headers=case.headers, timeout=30)
 
@@ -765,7 +754,6 @@ def post(session: requests.Session, env: RelayEnv, case: Case) -> requests.Respo
 def test_fuzzed_bodies_get_no_5xx_and_nothing_is_stored(fuzz_env: RelayEnv, url: str,
                                                         caplog: pytest.LogCaptureFixture) -> None:
     env = fuzz_env
-    skip_missing_route(env, url)
     cfg = env.source.config
     statuses: Counter[tuple[str, int]] = Counter()
     problems: Counter[str] = Counter()
@@ -808,8 +796,6 @@ def test_unbroken_calls_are_stored(tmp_path: Path) -> None:
         cfg = env.source.config
         stored = 0
         for url in SHARES:
-            if route_missing(env, url):
-                continue
             maker = Maker(url, random.Random(f"{SEED}:control:{url}"), cfg.member_id, cfg.domain)
             for _ in range(30):
                 maker.pick_auth()
@@ -847,9 +833,8 @@ def test_nul_characters_never_reach_postgresql(postgres_url: str, tmp_path: Path
     with relay(tmp_path, postgres_url) as env:
         answers = {}
         for url, path, headers, body in calls:
-            if not route_missing(env, url):
-                reply = requests.post(env.url + path, data=body, headers=headers, timeout=10)
-                answers[f"{url} {body[:60]!r}"] = f"{reply.status_code} {reply.text[:120]}"
+            reply = requests.post(env.url + path, data=body, headers=headers, timeout=10)
+            answers[f"{url} {body[:60]!r}"] = f"{reply.status_code} {reply.text[:120]}"
         wrong = [f"{call}: {answer}" for call, answer in answers.items() if not answer.startswith("400 ")]
         assert not wrong, "\n".join(wrong)
         assert job_count(env) == 0

@@ -20,7 +20,6 @@ from relay.mapping.facts import FieldFacts, PortalFacts, StageFacts, UserFacts
 from relay.yamlconf import load_yaml, validate
 from tests import relayenv
 
-ROOT = Path(__file__).resolve().parents[1]
 RELAY = str(Path(sys.executable).parent / "relay")
 WRITES = ("add", "update", "delete", "set", "send", "bind", "unbind")
 

@@ -30,7 +30,7 @@ def test_metrics_count_calls_jobs_and_bitrix24_requests(relay_env: RelayEnv) -> 
     assert value(text, "b24relay_calls_total", source="partner", kind="b24", answer="403") >= 1
     assert value(text, "b24relay_jobs", kind="sync", state="done") == 1
     assert value(text, "b24relay_jobs", kind="notify", state="done") == 1
-    assert value(text, "b24relay_oldest_pending_seconds") == 0
+    assert value(text, "b24relay_oldest_pending_seconds") == 0 and "\nb24relay_oldest_pending_seconds " in text
     assert value(text, "b24relay_bitrix24_requests_total", portal="target", method="batch", answer="200") >= 1
     assert value(text, "b24relay_transfer_seconds_count", kind="deal") >= 1
     for secret in (relay_env.source.config.secret, relay_env.target.config.secret):
@@ -56,7 +56,7 @@ def test_metrics_match_a_scripted_run_of_20_deals_with_3_failing(relay_env: Rela
     assert value(after, "b24relay_jobs", kind="sync", state="done") == 17
     assert value(after, "b24relay_jobs", kind="sync", state="dead") == 3
     assert value(after, "b24relay_jobs", kind="sync", state="pending") == 0
-    assert value(after, "b24relay_oldest_pending_seconds") == 0
+    assert value(after, "b24relay_oldest_pending_seconds") == 0 and "\nb24relay_oldest_pending_seconds " in after
     assert delta("b24relay_bitrix24_requests_total", portal="target", method="batch", answer="503") == 2
     assert delta("b24relay_transfer_seconds_count", kind="deal") == 17
     assert len(env.target.deals()) == 17

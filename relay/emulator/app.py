@@ -41,6 +41,7 @@ from relay.emulator.oauth import (
     OAUTH_DOMAIN,
     SERVER_ENDPOINT,
     Pair,
+    invalid_token,
     lifetime_seconds,
     oauth_error,
 )
@@ -139,7 +140,7 @@ class AppMixin(OutgoingMixin):
         with self._lock:
             grant = self.state.app.tokens.check(token, time.time())
             if self.state.app.installed(grant.client_id) is None:
-                raise EmuError(401, "invalid_token", "The access token provided is invalid.")
+                raise invalid_token()
             return Caller(grant.client_id, grant.user_id, connector)
 
     def handle_app(self, method: str, params: dict[str, Any], token: str | None, connector: str = "", *,
@@ -153,14 +154,6 @@ class AppMixin(OutgoingMixin):
             return self.handle(method, params, error=exc)
         with self.acting_as(caller):
             return self.handle(method, params, error=error)
-
-    def call_app(self, method: str, params: Mapping[str, Any] | None = None, *, connector: str = "",
-                 client_id: str | None = None) -> Any:
-        """Execute a REST method as the installed application (no HTTP, no log); returns ``result``."""
-        with self._lock:
-            app = self._app(client_id)
-        with self.acting_as(Caller(app.client_id, app.user_id, connector)):
-            return self.call(method, params)
 
     def oauth_token(self, params: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         """The emulated ``oauth.bitrix.info/oauth/token/``: refresh a pair — ``settings/oauth/auto-renewal.md``."""

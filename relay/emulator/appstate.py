@@ -30,11 +30,6 @@ class Caller:
     user_id: int = 1
     connector: str = ""
 
-    @property
-    def is_app(self) -> bool:
-        """True for a call authorised by an application's access token."""
-        return self.client_id is not None
-
 
 @dataclass
 class AppBinding:

@@ -333,7 +333,7 @@ def test_offline_queue_keeps_the_latest_state_per_object(app):
         ("ONCRMDEALADD", {"FIELDS": {"ID": deal}}), ("ONCRMDEALUPDATE", {"FIELDS": {"ID": deal}})]
     assert all(len(r["MESSAGE_ID"]) == 32 and r["CONNECTOR"] == CONNECTOR for r in queue)
     other = app_call(app, "event.offline.get", {"clear": 0})  # no connector: the queue without a source
-    assert other.json()["result"] == {"process_id": other.json()["result"]["process_id"], "events": []}
+    assert set(other.json()["result"]) == {"process_id", "events"} and other.json()["result"]["events"] == []
     got = app_call(app, "event.offline.get", {}, connector=CONNECTOR).json()["result"]  # clear=1 by default
     assert got["process_id"] is None
     assert [sorted(e) for e in got["events"]] == [sorted(["ID", "TIMESTAMP_X", "EVENT_NAME", "EVENT_DATA",

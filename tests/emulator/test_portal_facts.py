@@ -126,7 +126,8 @@ def test_required_fields_are_described_and_enforced(make_portal, rest):
     assert portal.deal(deal_id)["COMMENTS"] == "c"
     item = rest(portal, "crm.item.add", {"entityTypeId": 2, "fields": {"title": "x"}})
     assert item.status_code == 400 and item.json()["error"] == "CRM_FIELD_ERROR_REQUIRED"
-    assert portal.add_deal({"TITLE": "seeded before the rule"})  # a test's seeding is not refused
+    seeded = portal.add_deal({"TITLE": "seeded before the rule"})  # a test's seeding is not refused
+    assert portal.deal(seeded)["TITLE"] == "seeded before the rule"
 
 
 # -- crm.status.list, crm.category.list ---------------------------------------------------------------
