@@ -63,7 +63,6 @@ class TokenKeeper:
         self.config, self.store, self._fetch, self._sleep = config, store, fetch, sleep
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
-        self.refreshes = 0  # refresh requests this process sent
 
     def credentials(self, source: SourceConfig) -> AppCredentials:
         """The credentials a PortalClient of this source uses."""
@@ -106,7 +105,6 @@ class TokenKeeper:
                   "client_secret": source.client_secret.get_secret_value(),
                   "refresh_token": self.vault.open(row.refresh_token)}
         try:
-            self.refreshes += 1
             answer = self._fetch(self.config.file.oauth_server, params)
         except Exception:
             self.store.release_refresh(source.id, row.version)

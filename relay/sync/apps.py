@@ -31,7 +31,7 @@ DEAL_EVENTS = ("ONCRMDEALADD", "ONCRMDEALUPDATE")
 _DEAL_ID = re.compile(r"^[1-9][0-9]{0,18}$")
 
 
-def robot_fields(source: SourceConfig, handler: str, funnels: Mapping[str, str]) -> dict[str, Any]:
+def robot_fields(handler: str, funnels: Mapping[str, str]) -> dict[str, Any]:
     """The robot's registration: a name managers understand, its settings and its return values."""
     options = dict(funnels) or {"": "—"}
     return {
@@ -64,7 +64,7 @@ def robot_fields(source: SourceConfig, handler: str, funnels: Mapping[str, str])
 def set_up(client: PortalClient, source: SourceConfig, handler: str, funnels: Mapping[str, str],
            deletes: bool) -> None:
     """Register (or update) the robot and bind the events on an installed portal; raises on failure."""
-    fields = robot_fields(source, handler, funnels)
+    fields = robot_fields(handler, funnels)
     codes = client.call("bizproc.robot.list")
     if isinstance(codes, list) and ROBOT_CODE in codes:
         client.call("bizproc.robot.update", {"CODE": ROBOT_CODE, "FIELDS": fields}, write=True)
